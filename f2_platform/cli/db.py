@@ -1,0 +1,36 @@
+"""`f2 db migrate | seed-sample`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def db() -> None:
+    """Schema migrations and the sample registry."""
+
+
+@db.command()
+def migrate() -> None:
+    """Apply pending migrations to the registry and the time-series database (re-running is a no-op)."""
+    from f2_platform.connections import resolve_connections
+    from f2_platform.db.migrations import migrate as run
+
+    conn = resolve_connections()
+    total = 0
+    for target, dsn in (("registry", conn.registry_dsn), ("timeseries", conn.timeseries_dsn)):
+        applied = run(dsn, target)
+        total += len(applied)
+        for migration in applied:
+            click.echo(f"applied {migration.label}")
+    click.echo(f"{total} migration(s) applied" if total else "nothing to apply: the schema is up to date")
+
+
+@db.command("seed-sample")
+def seed_sample() -> None:
+    """Load DOMAIN.md's sample registry (four controllers, seven wired devices), idempotently."""
+    from f2_platform.connections import resolve_connections
+    from f2_platform.registry.seed import seed_sample as run
+
+    run(resolve_connections().registry_dsn)
+    click.echo("sample registry loaded")

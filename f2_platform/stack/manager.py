@@ -1,0 +1,104 @@
+"""`f2 stack`: the local stack as one unit: up, down, status, env, reset."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+from f2_platform.settings import ConnectionSettings, StackSettings
+from f2_platform.stack.layout import StackLayout
+from f2_platform.stack.services import (
+    MQTT_INTERNAL_USER,
+    Kafka,
+    Mosquitto,
+    Postgres,
+    Redis,
+    Service,
+    ServiceStatus,
+)
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class Stack:
+    def __init__(self, settings: StackSettings | None = None) -> None:
+        self.settings = settings or StackSettings()
+        self.layout = StackLayout(self.settings)
+        self.postgres = Postgres(self.layout)
+        self.redis = Redis(self.layout)
+        self.kafka = Kafka(self.layout)
+        self.mosquitto = Mosquitto(self.layout)
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.postgres, self.redis, self.kafka, self.mosquitto]
+
+    def up(self, say: Say = _quiet) -> None:
+        self.layout.create()
+        for service in self.services:
+            if service.running():
+                say(f"{service.name}: already running (pid {service.pid()}, port {service.port})")
+                continue
+            say(f"{service.name}: starting on {self.settings.host}:{service.port} ...")
+            service.start()
+            say(f"{service.name}: answering (pid {service.pid()})")
+        from streaming.topics import ensure_topics
+
+        created = ensure_topics(self.env_settings().kafka_config(), self.settings.kafka_partitions)
+        if created:
+            say(f"kafka: created topics {', '.join(created)}")
+
+    def down(self, say: Say = _quiet) -> None:
+        for service in reversed(self.services):
+            if service.running():
+                say(f"{service.name}: stopping (pid {service.pid()}) ...")
+                service.stop()
+                say(f"{service.name}: stopped")
+            else:
+                say(f"{service.name}: not running")
+
+    def status(self) -> list[ServiceStatus]:
+        return [service.status() for service in self.services]
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "F2_STATE_DIR": str(s.state_dir),
+            "F2_MQTT_HOST": s.host,
+            "F2_MQTT_PORT": str(s.mqtt_port),
+            "F2_MQTT_USERNAME": MQTT_INTERNAL_USER,
+            "F2_MQTT_PASSWORD": self.mosquitto.password,
+            "F2_MQTT_TLS_PORT": str(s.mqtt_tls_port),
+            "F2_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
+            "F2_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+            "F2_TIMESERIES_DSN": self.postgres.dsn(),
+            "F2_REGISTRY_DSN": self.postgres.dsn(),
+            "F2_REDIS_URL": self.redis.url(),
+        }
+
+    def env_settings(self) -> ConnectionSettings:
+        env = self.env()
+        return ConnectionSettings(
+            state_dir=self.settings.state_dir,
+            mqtt_host=env["F2_MQTT_HOST"],
+            mqtt_port=int(env["F2_MQTT_PORT"]),
+            mqtt_username=env["F2_MQTT_USERNAME"],
+            mqtt_password=env["F2_MQTT_PASSWORD"],
+            mqtt_tls_port=int(env["F2_MQTT_TLS_PORT"]),
+            kafka_bootstrap_servers=env["F2_KAFKA_BOOTSTRAP_SERVERS"],
+            kafka_security_protocol=env["F2_KAFKA_SECURITY_PROTOCOL"],
+            timeseries_dsn=env["F2_TIMESERIES_DSN"],
+            registry_dsn=env["F2_REGISTRY_DSN"],
+            redis_url=env["F2_REDIS_URL"],
+        )
+
+    def reset(self, say: Say = _quiet) -> None:
+        self.down(say)
+        if self.settings.state_dir.exists():
+            shutil.rmtree(self.settings.state_dir)
+            say(f"removed {self.settings.state_dir}")
+

@@ -1,0 +1,456 @@
+"""The four private services of the local stack: PostgreSQL+TimescaleDB, Redis, Kafka (KRaft), Mosquitto.
+
+Each service knows how to prepare its data folder once, start, answer a health check, and stop cleanly.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from f2_platform.errors import ProvisioningError, StackError
+from f2_platform.stack import process
+from f2_platform.stack.layout import StackLayout
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+DATABASE = "f2"
+MQTT_INTERNAL_USER = "f2-internal"
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    port: int
+    pid: int | None
+    running: bool
+    answers: bool
+    detail: str = ""
+
+
+class Service(ABC):
+    name: str
+    port_setting: str
+    process_marker: str
+
+    def __init__(self, layout: StackLayout) -> None:
+        self.layout = layout
+        self.settings = layout.settings
+
+    @property
+    @abstractmethod
+    def port(self) -> int: ...
+
+    @property
+    def dir(self) -> Path:
+        return self.layout.service_dir(self.name)
+
+    @property
+    def log(self) -> Path:
+        return self.layout.log(self.name)
+
+    def pid(self) -> int | None:
+        return process.read_pid(self.layout.pidfile(self.name))
+
+    def running(self) -> bool:
+        return process.pid_alive(self.pid(), self.process_marker)
+
+    def check_installed(self) -> None:
+        """Raise ProvisioningError naming what is missing."""
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """One-time initialisation of the data folder; a no-op when already done."""
+
+    @abstractmethod
+    def launch(self) -> None: ...
+
+    @abstractmethod
+    def answers(self) -> bool: ...
+
+    def start_timeout(self) -> float:
+        return 30.0
+
+    def start(self) -> None:
+        if self.running():
+            return
+        process.require_free_port(self.name, self.settings.host, self.port, self.port_setting)
+        self.check_installed()
+        self.prepare()
+        self.launch()
+        if not process.wait_until(lambda: self.answers() or not self.running(), self.start_timeout()):
+            raise StackError(f"{self.name} did not answer on port {self.port} within {self.start_timeout():.0f} s; "
+                             f"see {self.log}")
+        if not self.running():
+            raise StackError(f"{self.name} exited during start-up; last lines of {self.log}:\n{_tail(self.log)}")
+
+    def stop(self) -> None:
+        process.terminate(self.pid(), signal.SIGTERM, timeout=60.0)
+        self.layout.pidfile(self.name).unlink(missing_ok=True)
+
+    def status(self) -> ServiceStatus:
+        running = self.running()
+        return ServiceStatus(self.name, self.port, self.pid() if running else None, running,
+                             running and self.answers())
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def _chown(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def _service_user(name: str) -> str | None:
+    """The unprivileged user a service runs as when we are root; None when we already are unprivileged."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError as exc:
+        raise ProvisioningError(f"user {name!r} does not exist: install its Debian package (make provision)") from exc
+    return name
+
+
+class Postgres(Service):
+    name = "postgres"
+    port_setting = "F2_STACK_POSTGRES_PORT"
+    process_marker = "postgres"
+
+    @property
+    def port(self) -> int:
+        return self.settings.postgres_port
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def password(self) -> str:
+        return self.layout.secret("postgres_password")
+
+    def dsn(self, database: str = DATABASE, user: str = "postgres", password: str | None = None) -> str:
+        pw = self.password if password is None else password
+        return f"postgresql://{user}:{pw}@{self.settings.host}:{self.port}/{database}"
+
+    def check_installed(self) -> None:
+        if not (PG_BIN / "postgres").exists():
+            raise ProvisioningError("PostgreSQL 15 is not installed (make provision installs postgresql-15)")
+        if not (PG_BIN.parent / "lib" / "timescaledb.so").exists():
+            raise ProvisioningError("TimescaleDB is not built for PostgreSQL 15 (make provision builds it)")
+
+    def pid(self) -> int | None:
+        return process.read_pid(self.data / "postmaster.pid")
+
+    def prepare(self) -> None:
+        user = _service_user("postgres")
+        if not (self.data / "PG_VERSION").exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            pwfile = self.dir / ".initpw"
+            pwfile.write_text(self.password + "\n")
+            if user:
+                _chown(self.dir, user)
+            result = subprocess.run(  # noqa: S603
+                [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
+                 f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8"],
+                user=user, group=user, extra_groups=[] if user else None,
+                capture_output=True, text=True, check=False,
+            )
+            pwfile.unlink(missing_ok=True)
+            if result.returncode != 0:
+                raise StackError(f"postgres: initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+            conf = self.data / "postgresql.conf"
+            conf.write_text(conf.read_text() + "\ninclude_if_exists = 'f2.conf'\n")
+        # Regenerated on every start so that a changed port setting takes effect.
+        (self.data / "f2.conf").write_text(
+            "\n".join([
+                f"listen_addresses = '{self.settings.host}'",
+                f"port = {self.port}",
+                "unix_socket_directories = ''",
+                "shared_preload_libraries = 'timescaledb'",
+                "timescaledb.telemetry_level = off",
+                "password_encryption = 'scram-sha-256'",
+                "max_connections = 200",
+                "shared_buffers = 256MB",
+                "max_wal_size = 2GB",
+                "logging_collector = off",
+                "log_min_messages = warning",
+                "",
+            ])
+        )
+        (self.data / "pg_hba.conf").write_text(
+            "host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n"
+        )
+        if user:
+            _chown(self.data, user)
+
+    def launch(self) -> None:
+        user = _service_user("postgres")
+        # The log lives in our logs folder; the postgres user writes to it through the inherited descriptor.
+        process.spawn([str(PG_BIN / "postgres"), "-D", str(self.data)], self.log, None, user=user)
+
+    def start_timeout(self) -> float:
+        return 60.0
+
+    def answers(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.dsn("postgres"), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def start(self) -> None:
+        super().start()
+        self.ensure_database()
+
+    def ensure_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+    def stop(self) -> None:
+        # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, data is checkpointed.
+        process.terminate(self.pid(), signal.SIGINT, timeout=60.0)
+
+
+class Redis(Service):
+    name = "redis"
+    port_setting = "F2_STACK_REDIS_PORT"
+    process_marker = "redis-server"
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis_port
+
+    @property
+    def password(self) -> str:
+        return self.layout.secret("redis_password")
+
+    def url(self) -> str:
+        return f"redis://:{self.password}@{self.settings.host}:{self.port}/0"
+
+    def check_installed(self) -> None:
+        if not shutil.which("redis-server"):
+            raise ProvisioningError("redis-server is not installed (make provision installs redis-server)")
+
+    def prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "redis.conf"
+        conf.write_text(
+            "\n".join([
+                f"bind {self.settings.host}",
+                f"port {self.port}",
+                "protected-mode yes",
+                "daemonize no",
+                f"dir {self.dir}",
+                "appendonly yes",
+                "maxmemory 256mb",
+                "maxmemory-policy allkeys-lru",
+                f"requirepass {self.password}",
+                "",
+            ])
+        )
+        conf.chmod(0o600)
+
+    def launch(self) -> None:
+        process.spawn(["redis-server", str(self.dir / "redis.conf")], self.log, self.layout.pidfile(self.name))
+
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.url(), socket_timeout=2, socket_connect_timeout=2)
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+
+class Kafka(Service):
+    name = "kafka"
+    port_setting = "F2_STACK_KAFKA_PORT"
+    process_marker = "kafka.Kafka"
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    def check_installed(self) -> None:
+        if not shutil.which("java"):
+            raise ProvisioningError("java is not installed (Java 17 runs the Kafka broker)")
+        libs = self.settings.kafka_libs
+        if not libs.is_dir() or not any(libs.glob("kafka_2.13-*.jar")):
+            raise ProvisioningError(f"Kafka broker jars are missing in {libs} (make provision resolves them)")
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        return [
+            "java", f"-Xms{self.settings.kafka_heap}", f"-Xmx{self.settings.kafka_heap}",
+            "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.layout.logs}",
+            "-cp", f"{self.settings.kafka_libs}/*", main, *args,
+        ]
+
+    def prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
+            "listeners": f"PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{s.host}:{s.kafka_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.dir / "data"),
+            "num.partitions": str(s.kafka_partitions),
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.retention.hours": "168",
+            "log.segment.bytes": str(256 * 1024 * 1024),
+            "message.max.bytes": str(4 * 1024 * 1024),
+        }
+        (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.dir / "log4j2.properties").write_text(
+            "status = warn\n"
+            "appender.console.type = Console\nappender.console.name = STDOUT\n"
+            "appender.console.layout.type = PatternLayout\n"
+            "appender.console.layout.pattern = [%d] %p %m (%c)%n\n"
+            "rootLogger.level = WARN\nrootLogger.appenderRef.stdout.ref = STDOUT\n"
+            "logger.kafka.name = kafka\nlogger.kafka.level = WARN\n"
+            "logger.server.name = kafka.server.KafkaServer\nlogger.server.level = INFO\n"
+        )
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            result = subprocess.run(  # noqa: S603
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                           "-c", str(self.dir / "server.properties")),
+                capture_output=True, text=True, check=False,
+            )
+            if result.returncode != 0:
+                raise StackError(f"kafka: formatting the KRaft storage failed: {result.stderr.strip()[-2000:]}")
+
+    def launch(self) -> None:
+        process.spawn(self._java("kafka.Kafka", str(self.dir / "server.properties")), self.log,
+                      self.layout.pidfile(self.name))
+
+    def start_timeout(self) -> float:
+        return 90.0
+
+    def answers(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        if process.port_is_free(self.settings.host, self.port):
+            return False
+        try:
+            admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000})
+            admin.list_topics(timeout=3)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not answering yet"
+            return False
+
+
+class Mosquitto(Service):
+    name = "mosquitto"
+    port_setting = "F2_STACK_MQTT_PORT"
+    process_marker = "mosquitto"
+
+    @property
+    def port(self) -> int:
+        return self.settings.mqtt_port
+
+    @property
+    def password(self) -> str:
+        return self.layout.secret("mqtt_password")
+
+    def check_installed(self) -> None:
+        for tool in ("mosquitto", "mosquitto_passwd"):
+            if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists() and not Path(
+                f"/usr/bin/{tool}"
+            ).exists():
+                raise ProvisioningError(f"{tool} is not installed (make provision installs mosquitto)")
+
+    def _binary(self) -> str:
+        return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+    def prepare(self) -> None:
+        user = _service_user("mosquitto")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "data").mkdir(exist_ok=True)
+        passwd = self.dir / "passwd"
+        passwd.unlink(missing_ok=True)
+        passwd_tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        result = subprocess.run(  # noqa: S603
+            [passwd_tool, "-c", "-b", str(passwd), MQTT_INTERNAL_USER, self.password],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"mosquitto: writing the password file failed: {result.stderr.strip()}")
+        s = self.settings
+        (self.dir / "mosquitto.conf").write_text(
+            "\n".join([
+                "per_listener_settings false",
+                "allow_anonymous false",
+                f"password_file {passwd}",
+                "persistence true",
+                f"persistence_location {self.dir / 'data'}/",
+                # Save the session store often: a crash must not lose what the broker acknowledged.
+                "autosave_interval 1",
+                "autosave_on_changes false",
+                # The bridge's persistent session must hold everything queued while it is down.
+                "max_queued_messages 0",
+                "max_inflight_messages 100",
+                "message_size_limit 1048576",
+                "log_dest stdout",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+                "connection_messages true",
+                f"listener {s.mqtt_port} {s.host}",
+                "",
+            ])
+        )
+        if user:
+            _chown(self.dir, user)
+            passwd.chmod(0o600)
+
+    def launch(self) -> None:
+        process.spawn([self._binary(), "-c", str(self.dir / "mosquitto.conf")], self.log,
+                      self.layout.pidfile(self.name))
+
+    def answers(self) -> bool:
+        from f2_platform.stack.mqtt_probe import mqtt_answers
+
+        return mqtt_answers(self.settings.host, self.port, MQTT_INTERNAL_USER, self.password)

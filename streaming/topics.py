@@ -1,0 +1,65 @@
+"""The platform's Kafka topics (CONTRACTS.md) and their creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RAW = "f2.raw"
+DECODED = "f2.decoded"
+LATEST = "f2.latest"
+DEADLETTER = "f2.deadletter"
+
+# Header names on raw and dead-letter records.
+H_MQTT_TOPIC = "f2.mqtt.topic"
+H_RECEIVED_AT = "f2.received_at"
+H_REASON = "f2.reason"
+H_DETAIL = "f2.detail"
+H_SOURCE_TOPIC = "f2.source.topic"
+H_SOURCE_PARTITION = "f2.source.partition"
+H_SOURCE_OFFSET = "f2.source.offset"
+
+GROUP_PROCESSOR = "f2-processor"
+GROUP_SINK = "f2-sink"
+MQTT_SHARE_GROUP = "f2-bridge"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(RAW, {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}),
+    # The decoded stream is what the sink reads: never compacted, so no unread reading can be erased.
+    TopicSpec(DECODED, {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}),
+    # Last known value per device_id:datapoint_id; a view for consumers, never the sink's input.
+    TopicSpec(LATEST, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}),
+    TopicSpec(DEADLETTER, {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
+)
+
+
+def ensure_topics(
+    kafka_config: dict[str, str], partitions: int, replication_factor: int = 1, timeout: float = 30.0
+) -> list[str]:
+    """Create whichever platform topics are missing; returns the names created."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(kafka_config)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [spec for spec in TOPICS if spec.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(spec.name, num_partitions=partitions, replication_factor=replication_factor, config=spec.config) for spec in missing],
+        operation_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except Exception as exc:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created
