@@ -47,3 +47,74 @@ class Reading:
     device_id: int
     datapoint_id: int
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerTopology:
+    """Everything wired to one controller: which connectors exist and which device sits on each pin."""
+
+    mac: str
+    controller_id: int
+    connectors: frozenset[int]
+    wired: dict[tuple[int, int], WiredDevice]
+
+    def resolve(self, connector: int, position: int) -> WiredDevice:
+        from streaming.errors import DecodeError
+
+        device = self.wired.get((connector, position))
+        if device is not None:
+            return device
+        if connector not in self.connectors:
+            raise DecodeError(
+                "unknown-connector",
+                f"controller {self.mac} has no connector J{connector} in the registry; "
+                f"known: {', '.join(f'J{c}' for c in sorted(self.connectors)) or 'none'}",
+            )
+        raise DecodeError(
+            "unwired-position",
+            f"nothing is wired at J{connector} position {position} of controller {self.mac}; "
+            "wire a device there in the registry (pins table)",
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "mac": self.mac,
+            "controller_id": self.controller_id,
+            "connectors": sorted(self.connectors),
+            "wired": [
+                {
+                    "connector": c,
+                    "position": p,
+                    "device_id": d.device_id,
+                    "device_name": d.device_name,
+                    "template_id": d.template_id,
+                    "template_name": d.template_name,
+                    "frame_check": d.frame_check,
+                    "datapoints": [
+                        [dp.datapoint_id, dp.label, dp.encoding, dp.offset, dp.length, dp.decimals, dp.unit,
+                         dp.min_value, dp.max_value]
+                        for dp in d.datapoints
+                    ],
+                }
+                for (c, p), d in sorted(self.wired.items())
+            ],
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, object]) -> ControllerTopology:
+        wired: dict[tuple[int, int], WiredDevice] = {}
+        for w in data["wired"]:  # type: ignore[attr-defined]
+            wired[(int(w["connector"]), int(w["position"]))] = WiredDevice(
+                device_id=int(w["device_id"]),
+                device_name=str(w["device_name"]),
+                template_id=int(w["template_id"]),
+                template_name=str(w["template_name"]),
+                frame_check=str(w["frame_check"]),
+                datapoints=tuple(Datapoint(*dp) for dp in w["datapoints"]),
+            )
+        return ControllerTopology(
+            mac=str(data["mac"]),
+            controller_id=int(data["controller_id"]),  # type: ignore[call-overload]
+            connectors=frozenset(int(c) for c in data["connectors"]),  # type: ignore[attr-defined]
+            wired=wired,
+        )

@@ -27,16 +27,13 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from certs.cli import certs_group
+    from f2_platform.cli.daemons import bridge, processor, simulate, sink
     from f2_platform.cli.db import db
     from f2_platform.cli.stack import stack
 
-    cli.add_command(stack)
-    cli.add_command(db)
-    try:
-        from f2_platform.cli.extra import register_extra
-    except ImportError:
-        return
-    register_extra(cli)
+    for command in (stack, db, certs_group, bridge, processor, sink, simulate):
+        cli.add_command(command)
 
 
 _register()

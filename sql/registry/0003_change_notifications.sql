@@ -1,9 +1,19 @@
--- Every registry change is announced on channel f2_registry_changed so that the processors' caches
--- evict what changed within seconds. The payload names the table; listeners evict conservatively.
+-- Every registry change bumps a version number and announces it on channel f2_registry_changed.
+-- Processors key their topology caches (in-process and Redis) by that version, so a change reaches every
+-- cache within seconds and a stale entry written concurrently under the old version is never read again.
+CREATE TABLE IF NOT EXISTS "VtDevice".f2_registry_version (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version bigint NOT NULL
+);
+INSERT INTO "VtDevice".f2_registry_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+
 CREATE OR REPLACE FUNCTION "VtDevice".f2_notify_registry_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v bigint;
 BEGIN
-    PERFORM pg_notify('f2_registry_changed', TG_TABLE_NAME);
+    UPDATE "VtDevice".f2_registry_version SET version = version + 1 RETURNING version INTO v;
+    PERFORM pg_notify('f2_registry_changed', v::text);
     RETURN NULL;
 END;
 $$;

@@ -1,0 +1,269 @@
+"""`f2 processor`: raw MQTT records -> decoded readings, inside Kafka transactions.
+
+Consume-transform-produce: a batch of raw records becomes decoded readings (f2.decoded and the compacted
+f2.latest) and dead letters, and the consumer offsets are committed in the same transaction, so each raw
+record is reflected exactly once within Kafka. A record that cannot be decoded is dead-lettered with its
+reason; a dependency outage (registry down) aborts the transaction and retries the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import ExitStack
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from f2_platform.settings import ConnectionSettings
+from streaming import topics
+from streaming.decoder import decode_message
+from streaming.errors import DecodeError, TransientError
+from streaming.metrics import BATCH_SECONDS, BATCH_SIZE, DEAD_LETTERED, ERRORS, IGNORED, MESSAGES_IN, MESSAGES_OUT
+from streaming.mqtt_topic import parse_topic
+from streaming.payload import parse_payload, redact_reader_payload
+from streaming.records import dead_letter_headers, header, reading_key, reading_value
+from streaming.registry_store import RegistryListener, RegistryStore
+from streaming.settings import ProcessorSettings
+from streaming.topology_cache import TopologyCache, connect_redis
+
+log = logging.getLogger("f2.processor")
+DAEMON = "processor"
+
+
+class Outputs:
+    """What one batch produces, gathered before the transaction writes it."""
+
+    __slots__ = ("dead", "readings")
+
+    def __init__(self) -> None:
+        self.readings: list[tuple[bytes, bytes]] = []
+        self.dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]], str]] = []
+
+
+class Processor:
+    name = DAEMON
+
+    def __init__(self, conn: ConnectionSettings, settings: ProcessorSettings) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.store = RegistryStore(conn.registry_dsn)
+        self.cache = TopologyCache(
+            self.store.load,
+            connect_redis(conn.redis_url, settings.redis_timeout_s),
+            daemon=DAEMON,
+            ttl_s=settings.cache_ttl_s,
+            local_ttl_s=settings.local_cache_ttl_s,
+            negative_ttl_s=settings.negative_cache_ttl_s,
+            redis_retry_after_s=settings.redis_retry_after_s,
+        )
+        self._stop_listener = threading.Event()
+        self._backoff = 0.0
+        self._last_batch_at = time.monotonic()
+        self._in = MESSAGES_IN.labels(DAEMON)
+        self._out = MESSAGES_OUT.labels(DAEMON)
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def start(self, stack: ExitStack) -> None:
+        kafka = self.conn.kafka_config()
+        self.producer = Producer({
+            **kafka,
+            "transactional.id": f"f2-processor-{self.settings.instance_id}",
+            "transaction.timeout.ms": self.settings.transaction_timeout_ms,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "batch.num.messages": 10000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500000,
+        })
+        # Aborts whatever a previous incarnation with the same transactional id left open.
+        self.producer.init_transactions(60)
+        self.consumer = Consumer({
+            **kafka,
+            "group.id": topics.GROUP_PROCESSOR,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "max.poll.interval.ms": 300000,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.min.bytes": 1,
+        })
+        self.consumer.subscribe([topics.RAW])
+        stack.callback(self.consumer.close)
+        listener = RegistryListener(self.conn.registry_dsn, self.cache.set_version, self._stop_listener)
+        listener.start()
+        stack.callback(self._stop_listener.set)
+        stack.callback(self.store.close)
+
+    def step(self) -> None:
+        assert self.consumer is not None
+        if self._backoff:
+            time.sleep(self._backoff)
+        messages = self.consumer.consume(self.settings.batch_size, self.settings.batch_timeout_ms / 1000)
+        records = [m for m in messages if not self._is_error(m)]
+        if not records:
+            return
+        started = time.perf_counter()
+        try:
+            self._transact(records)
+        except TransientError as exc:
+            self._retry_later(records, f"{exc}", "dependency")
+            return
+        except KafkaException as exc:
+            self._on_kafka_exception(records, exc)
+            return
+        self._backoff = 0.0
+        self._last_batch_at = time.monotonic()
+        BATCH_SIZE.labels(DAEMON).observe(len(records))
+        BATCH_SECONDS.labels(DAEMON).observe(time.perf_counter() - started)
+
+    def drain(self) -> None:
+        # Each batch commits before step() returns: nothing is in flight between steps.
+        return
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        assignment = self.consumer.assignment() if self.consumer else []
+        return self._backoff < 30, {
+            "assigned_partitions": [p.partition for p in assignment],
+            "registry_version": self.cache.version,
+            "retrying": self._backoff > 0,
+        }
+
+    # --- the batch -----------------------------------------------------------------------------------------
+    def _transact(self, records: list[Message]) -> None:
+        outputs = self._process(records)
+        producer = self.producer
+        assert producer is not None and self.consumer is not None
+        producer.begin_transaction()
+        try:
+            for key, value in outputs.readings:
+                self._produce(topics.DECODED, key, value)
+                self._produce(topics.LATEST, key, value)
+            for key, value, headers, _ in outputs.dead:
+                self._produce(topics.DEADLETTER, key, value, headers)
+            producer.send_offsets_to_transaction(
+                _next_offsets(records), self.consumer.consumer_group_metadata(), 30
+            )
+            producer.commit_transaction(60)
+        except BaseException:
+            self._abort()
+            raise
+        self._in.inc(len(records))
+        self._out.inc(len(outputs.readings))
+        for *_, reason in outputs.dead:
+            DEAD_LETTERED.labels(DAEMON, reason).inc()
+
+    def _process(self, records: list[Message]) -> Outputs:
+        out = Outputs()
+        max_bytes = self.settings.max_payload_bytes
+        readings = out.readings
+        for record in records:
+            value = record.value() or b""
+            mqtt_topic = header(record.headers(), topics.H_MQTT_TOPIC)
+            try:
+                if mqtt_topic is None:
+                    raise DecodeError("bad-topic", "the raw record has no f2.mqtt.topic header; "
+                                      "only the bridge should write to f2.raw")
+                topic = parse_topic(mqtt_topic)
+                if topic.is_reader:
+                    IGNORED.labels(DAEMON, "reader").inc()
+                    continue
+                payload = parse_payload(value, max_bytes)
+                controller = self.cache.get(topic.mac)
+                if controller is None:
+                    raise DecodeError("unknown-controller",
+                                      f"controller {topic.mac} is not in the registry; register it first")
+                device = controller.resolve(topic.connector, topic.position)
+                decoded = decode_message(topic, payload, device)
+                try:
+                    readings.extend([(reading_key(r), reading_value(r)) for r in decoded])
+                except ValueError as exc:
+                    # A Float32 NaN or infinity: not a reading, and not representable in the decoded contract.
+                    raise DecodeError("malformed-payload", f"the frame decodes to a non-finite value ({exc}); "
+                                      "check the sensor") from exc
+            except DecodeError as exc:
+                dead_value = value
+                if mqtt_topic is not None and _looks_like_reader(mqtt_topic):
+                    dead_value = redact_reader_payload(value)
+                headers = dead_letter_headers(exc.reason, exc.detail, record.topic(), record.partition(),
+                                              record.offset(), mqtt_topic)
+                out.dead.append((record.key(), dead_value, headers, exc.reason))
+        return out
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        assert self.producer is not None
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, headers=headers)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    # --- failures ------------------------------------------------------------------------------------------
+    def _abort(self) -> None:
+        assert self.producer is not None
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException as exc:
+            log.warning("aborting the transaction failed: %s", exc)
+
+    def _rewind(self, records: list[Message]) -> None:
+        assert self.consumer is not None
+        first: dict[tuple[str, int], int] = {}
+        for m in records:
+            key = (m.topic(), m.partition())
+            first[key] = min(first.get(key, m.offset()), m.offset())
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                # The partition was revoked meanwhile: its new owner starts from the committed offset.
+                log.info("not rewinding %s[%d]: %s", topic, partition, exc)
+
+    def _retry_later(self, records: list[Message], why: str, kind: str) -> None:
+        ERRORS.labels(DAEMON, kind).inc()
+        self._rewind(records)
+        self._backoff = min(max(self._backoff * 2, 0.5), 10.0)
+        log.warning("batch of %d records will be retried in %.1f s: %s", len(records), self._backoff, why)
+
+    def _on_kafka_exception(self, records: list[Message], exc: KafkaException) -> None:
+        err: KafkaError = exc.args[0]
+        if err.fatal():
+            log.error("fatal Kafka error (%s): restarting the producer is required", err)
+            raise exc
+        self._retry_later(records, str(err), "kafka")
+
+    def _is_error(self, message: Message) -> bool:
+        err = message.error()
+        if err is None:
+            return False
+        if err.code() != KafkaError._PARTITION_EOF:
+            ERRORS.labels(DAEMON, "consume").inc()
+            log.warning("consumer error: %s", err)
+        return True
+
+
+def _looks_like_reader(mqtt_topic: str) -> bool:
+    last = mqtt_topic.rsplit("/", 1)[-1]
+    return last.startswith("reader")
+
+
+def _next_offsets(records: list[Message]) -> list[TopicPartition]:
+    nxt: dict[tuple[str, int], int] = {}
+    for m in records:
+        key = (m.topic(), m.partition())
+        nxt[key] = max(nxt.get(key, -1), m.offset() + 1)
+    return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
+
+
+def main() -> int:
+    from f2_platform.connections import resolve_connections
+    from streaming.runloop import configure_logging, run
+
+    configure_logging(DAEMON)
+    settings = ProcessorSettings()
+    return run(Processor(resolve_connections(), settings), settings.metrics_port)

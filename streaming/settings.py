@@ -1,0 +1,48 @@
+"""Per-daemon settings (prefix F2_<DAEMON>_); the shared endpoints come from f2_platform.settings."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_HOST = socket.gethostname()
+
+
+class BridgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="F2_BRIDGE_", extra="ignore")
+
+    # The MQTT session is persistent: a restarted bridge must come back with the same client id.
+    client_id: str = f"f2-bridge-{_HOST}-0"
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
+    metrics_port: int = 9101
+    max_inflight: int = 1000
+    linger_ms: int = 5
+
+
+class ProcessorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="F2_PROCESSOR_", extra="ignore")
+
+    # Stable per instance so that a restarted processor fences its predecessor's open transaction at once.
+    instance_id: str = f"{_HOST}-0"
+    batch_size: int = 2000
+    batch_timeout_ms: int = 100
+    transaction_timeout_ms: int = 30000
+    max_payload_bytes: int = 65536
+    cache_ttl_s: float = 300.0
+    local_cache_ttl_s: float = 30.0
+    negative_cache_ttl_s: float = 5.0
+    redis_timeout_s: float = 0.5
+    redis_retry_after_s: float = 5.0
+    metrics_port: int = 9102
+
+
+class SinkSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="F2_SINK_", extra="ignore")
+
+    batch_size: int = 10000
+    batch_timeout_ms: int = 250
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 10.0
+    metrics_port: int = 9103
