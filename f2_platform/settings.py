@@ -6,7 +6,9 @@ Dagster resources read them through these classes.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +20,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/f2")
 class StackSettings(BaseSettings):
     """Where and on which loopback ports the local stack (`f2 stack`) runs its private services."""
 
-    model_config = SettingsConfigDict(env_prefix="F2_STACK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="F2_STACK_", extra="ignore", populate_by_name=True)
 
     state_dir: Path = Field(DEFAULT_STATE_DIR, validation_alias="F2_STATE_DIR")
     host: str = "127.0.0.1"
@@ -68,3 +70,16 @@ class ConnectionSettings(BaseSettings):
         if self.kafka_sasl_password is not None:
             conf["sasl.password"] = self.kafka_sasl_password
         return conf
+
+
+class DagsterSettings(BaseSettings):
+    """The Dagster code location's own settings (prefix F2_DAGSTER_); endpoints come from ConnectionSettings.
+
+    `environment` decides what differs between a laptop, CI and production (see f2_platform/environment.py);
+    `partitions_start` is the first day of the aggregate partitions (hourly and daily, UTC).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="F2_DAGSTER_", extra="ignore")
+
+    environment: Literal["local", "ci", "prod"] = "local"
+    partitions_start: date = date(2025, 1, 1)

@@ -61,6 +61,7 @@ class Processor:
         )
         self._stop_listener = threading.Event()
         self._backoff = 0.0
+        self._assigned: set[int] = set()
         self._last_batch_at = time.monotonic()
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
@@ -91,7 +92,7 @@ class Processor:
             "partition.assignment.strategy": "cooperative-sticky",
             "fetch.min.bytes": 1,
         })
-        self.consumer.subscribe([topics.RAW])
+        self.consumer.subscribe([topics.RAW], on_assign=self._on_assign, on_revoke=self._on_revoke)
         stack.callback(self.consumer.close)
         listener = RegistryListener(self.conn.registry_dsn, self.cache.set_version, self._stop_listener)
         listener.start()
@@ -124,10 +125,16 @@ class Processor:
         # Each batch commits before step() returns: nothing is in flight between steps.
         return
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {p.partition for p in partitions}
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned -= {p.partition for p in partitions}
+
     def health(self) -> tuple[bool, dict[str, object]]:
-        assignment = self.consumer.assignment() if self.consumer else []
+        # Called from the HTTP thread: only reads state the run loop keeps, never the Kafka clients.
         return self._backoff < 30, {
-            "assigned_partitions": [p.partition for p in assignment],
+            "assigned_partitions": sorted(self._assigned),
             "registry_version": self.cache.version,
             "retrying": self._backoff > 0,
         }

@@ -135,6 +135,7 @@ class ControllerClient:
         self.mac = mac
         self.ledger = ledger
         self.pending: dict[int, tuple[str, bytes, list[dict[str, object]]]] = {}
+        self.early: dict[int, bool] = {}
         self.lock = threading.Lock()
         self.connected = threading.Event()
         self.acked = 0
@@ -151,15 +152,28 @@ class ControllerClient:
         self.client = client
 
     def publish(self, topic: str, payload: bytes, readings: list[dict[str, object]]) -> None:
+        # paho holds its own lock while calling on_publish: never hold ours across client.publish().
+        info = self.client.publish(topic, payload, qos=1)
+        entry = (topic, payload, readings)
         with self.lock:
-            info = self.client.publish(topic, payload, qos=1)
-            self.pending[info.mid] = (topic, payload, readings)
+            early = self.early.pop(info.mid, None)
+            if early is None:
+                self.pending[info.mid] = entry
+        if early is not None:
+            self._acknowledged(entry, early)
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: mqtt.ReasonCode,
                     props: object) -> None:
         with self.lock:
             entry = self.pending.pop(mid, None)
-        if entry is not None and not rc.is_failure:
+            if entry is None:
+                # The broker answered before publish() returned and recorded the message.
+                self.early[mid] = not rc.is_failure
+                return
+        self._acknowledged(entry, not rc.is_failure)
+
+    def _acknowledged(self, entry: tuple[str, bytes, list[dict[str, object]]], ok: bool) -> None:
+        if ok:
             self.acked += 1
             self.ledger.write(*entry)
 

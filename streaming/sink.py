@@ -52,6 +52,7 @@ class Sink:
         self.pending: list[Message] = []
         self._batch_started = 0.0
         self._db_ok = False
+        self._last_probe = 0.0
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
 
@@ -74,6 +75,18 @@ class Sink:
         })
         self.consumer.subscribe([topics.DECODED], on_revoke=self._on_revoke)
         stack.callback(self._close)
+        self._probe_database()
+
+    def _probe_database(self) -> None:
+        """Keeps /healthz truthful while idle: is the database reachable right now?"""
+        self._last_probe = time.monotonic()
+        try:
+            self._connection().execute("SELECT 1")
+            self.db.commit()  # type: ignore[union-attr]
+            self._db_ok = True
+            CONNECTED.labels(DAEMON, "database").set(1)
+        except psycopg.OperationalError as exc:
+            self._db_failed(exc)
 
     def step(self) -> None:
         assert self.consumer is not None
@@ -91,6 +104,8 @@ class Sink:
         due = (time.monotonic() - self._batch_started) * 1000 >= self.settings.batch_timeout_ms
         if self.pending and (len(self.pending) >= self.settings.batch_size or due):
             self.flush()
+        elif not self.pending and time.monotonic() - self._last_probe > 5.0:
+            self._probe_database()
 
     def drain(self) -> None:
         if self.pending:

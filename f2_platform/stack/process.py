@@ -31,10 +31,19 @@ def require_free_port(service: str, host: str, port: int, setting: str) -> None:
         )
 
 
+_issued: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A free port below the kernel's ephemeral range, so an outgoing connection cannot take it meanwhile."""
+    import random
+
+    for _ in range(1000):
+        port = random.randint(20000, 32000)  # noqa: S311 - not security relevant
+        if port not in _issued and port_is_free(host, port):
+            _issued.add(port)
+            return port
+    raise PortBusyError(f"no free port found on {host} between 20000 and 32000")
 
 
 def read_pid(pidfile: Path) -> int | None:
@@ -60,7 +69,8 @@ def pid_alive(pid: int | None, expect_in_cmdline: str | None = None) -> bool:
             return False
         if expect_in_cmdline is not None:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            return expect_in_cmdline in cmdline
+            # An empty command line is a process still exec-ing its program: alive.
+            return not cmdline or expect_in_cmdline in cmdline
     except (FileNotFoundError, IndexError):
         return False
     return True

@@ -86,9 +86,11 @@ class Service(ABC):
         self.prepare()
         self.launch()
         if not process.wait_until(lambda: self.answers() or not self.running(), self.start_timeout()):
+            self.stop()
             raise StackError(f"{self.name} did not answer on port {self.port} within {self.start_timeout():.0f} s; "
                              f"see {self.log}")
         if not self.running():
+            self.stop()
             raise StackError(f"{self.name} exited during start-up; last lines of {self.log}:\n{_tail(self.log)}")
 
     def stop(self) -> None:
@@ -154,9 +156,6 @@ class Postgres(Service):
         if not (PG_BIN.parent / "lib" / "timescaledb.so").exists():
             raise ProvisioningError("TimescaleDB is not built for PostgreSQL 15 (make provision builds it)")
 
-    def pid(self) -> int | None:
-        return process.read_pid(self.data / "postmaster.pid")
-
     def prepare(self) -> None:
         user = _service_user("postgres")
         if not (self.data / "PG_VERSION").exists():
@@ -202,7 +201,8 @@ class Postgres(Service):
     def launch(self) -> None:
         user = _service_user("postgres")
         # The log lives in our logs folder; the postgres user writes to it through the inherited descriptor.
-        process.spawn([str(PG_BIN / "postgres"), "-D", str(self.data)], self.log, None, user=user)
+        process.spawn([str(PG_BIN / "postgres"), "-D", str(self.data)], self.log, self.layout.pidfile(self.name),
+                      user=user)
 
     def start_timeout(self) -> float:
         return 60.0
@@ -228,10 +228,13 @@ class Postgres(Service):
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, data is checkpointed.
         process.terminate(self.pid(), signal.SIGINT, timeout=60.0)
+        self.layout.pidfile(self.name).unlink(missing_ok=True)
 
 
 class Redis(Service):
