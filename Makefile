@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` runs the platform, `make test` runs the tests.
+# Both provision first (idempotent: a second run installs nothing).
+SHELL := /bin/bash
+UV := .cache/tools/bin/uv
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: provision demo test lint typecheck unit stop clean
+
+provision:
+	@scripts/provision.sh
+
+demo: provision
+	@$(RUN) scripts/demo.py
+
+test: provision
+	@$(RUN) pytest $(PYTEST_ARGS)
+
+unit: provision
+	@$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+lint: provision
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+
+typecheck: provision
+	@$(RUN) mypy f2_platform streaming certs
+
+stop:
+	@$(RUN) f2 stack down
