@@ -105,5 +105,10 @@ export UV_PYTHON_DOWNLOADS=never
 "$TOOLS/bin/uv" sync --frozen --quiet || fail "uv sync failed (PyPI unreachable, or uv.lock out of date: run uv lock)"
 ok "virtual environment .venv matches uv.lock"
 
+# --- 5. Validation tools outside the project venv (docker-compose from PyPI, promtool, hadolint) -------
+CURRENT="validation tools"
+step "$CURRENT"
+"$ROOT/scripts/provision_tools.sh" || fail "scripts/provision_tools.sh failed"
+
 CURRENT="done"
 step "provisioning complete"
