@@ -182,3 +182,7 @@ def main() -> int:
     configure_logging(DAEMON)
     settings = BridgeSettings()
     return run(Bridge(resolve_connections(), settings), settings.metrics_port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,6 +25,7 @@ from streaming.payload import parse_payload, redact_reader_payload
 from streaming.records import dead_letter_headers, header, reading_key, reading_value
 from streaming.registry_store import RegistryListener, RegistryStore
 from streaming.settings import ProcessorSettings
+from streaming.supervisor import Watchdog
 from streaming.topology_cache import TopologyCache, connect_redis
 
 log = logging.getLogger("f2.processor")
@@ -81,7 +82,9 @@ class Processor:
             "queue.buffering.max.messages": 500000,
         })
         # Aborts whatever a previous incarnation with the same transactional id left open.
-        self.producer.init_transactions(60)
+        self.watchdog = Watchdog()
+        with self.watchdog.guard("init_transactions", 120):
+            self.producer.init_transactions(60)
         self.consumer = Consumer({
             **kafka,
             "group.id": topics.GROUP_PROCESSOR,
@@ -151,10 +154,13 @@ class Processor:
                 self._produce(topics.LATEST, key, value)
             for key, value, headers, _ in outputs.dead:
                 self._produce(topics.DEADLETTER, key, value, headers)
-            producer.send_offsets_to_transaction(
-                _next_offsets(records), self.consumer.consumer_group_metadata(), 30
-            )
-            producer.commit_transaction(60)
+            # Both calls can hang past their timeouts in librdkafka: the watchdog turns that into a restart.
+            with self.watchdog.guard("send_offsets_to_transaction", 60):
+                producer.send_offsets_to_transaction(
+                    _next_offsets(records), self.consumer.consumer_group_metadata(), 30
+                )
+            with self.watchdog.guard("commit_transaction", 90):
+                producer.commit_transaction(60)
         except BaseException:
             self._abort()
             raise
@@ -214,7 +220,8 @@ class Processor:
     def _abort(self) -> None:
         assert self.producer is not None
         try:
-            self.producer.abort_transaction(30)
+            with self.watchdog.guard("abort_transaction", 60):
+                self.producer.abort_transaction(30)
         except KafkaException as exc:
             log.warning("aborting the transaction failed: %s", exc)
 
@@ -274,3 +281,7 @@ def main() -> int:
     configure_logging(DAEMON)
     settings = ProcessorSettings()
     return run(Processor(resolve_connections(), settings), settings.metrics_port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,6 +6,7 @@ exits. A second signal exits at once (whatever is not committed will be redelive
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -128,6 +129,8 @@ def run(daemon: Daemon, metrics_port: int) -> int:
     """Run `daemon` until SIGTERM/SIGINT; returns the process exit status."""
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    # `kill -USR1 <pid>` prints every thread's stack to the log: how an operator sees where a daemon waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with ExitStack() as stack:
         server = serve_endpoints(daemon, metrics_port)
         stack.callback(server.shutdown)

@@ -53,6 +53,7 @@ class Sink:
         self._batch_started = 0.0
         self._db_ok = False
         self._last_probe = 0.0
+        self._assigned: set[int] = set()
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
 
@@ -73,7 +74,7 @@ class Sink:
             "partition.assignment.strategy": "cooperative-sticky",
             "fetch.max.bytes": 52428800,
         })
-        self.consumer.subscribe([topics.DECODED], on_revoke=self._on_revoke)
+        self.consumer.subscribe([topics.DECODED], on_assign=self._on_assign, on_revoke=self._on_revoke)
         stack.callback(self._close)
         self._probe_database()
 
@@ -112,7 +113,8 @@ class Sink:
             self.flush()
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        return self._db_ok, {"database": "ok" if self._db_ok else "unavailable", "pending": len(self.pending)}
+        return self._db_ok, {"database": "ok" if self._db_ok else "unavailable", "pending": len(self.pending),
+                             "assigned_partitions": sorted(self._assigned)}
 
     def _close(self) -> None:
         if self.consumer is not None:
@@ -120,7 +122,11 @@ class Sink:
         if self.db is not None:
             self.db.close()
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {p.partition for p in partitions}
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned -= {p.partition for p in partitions}
         # Store what we hold for these partitions before another sink takes them over.
         if self.pending:
             self.flush()
@@ -254,3 +260,7 @@ def main() -> int:
     configure_logging(DAEMON)
     settings = SinkSettings()
     return run(Sink(resolve_connections(), settings), settings.metrics_port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

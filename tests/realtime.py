@@ -118,8 +118,8 @@ def _norm_ts(text: str) -> str:
 def stored_readings(dsn: str, device_ids: set[int], first: str, last: str) -> dict[tuple[str, int, int], float]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            'SELECT (extract(epoch FROM date_trunc(\'second\', "timestamp"))::bigint * 1000000 '
-            '+ extract(microseconds FROM "timestamp")::bigint % 1000000)::text, device_id, datapoint_id, value '
+            # extract(epoch) is numeric (exact) since PostgreSQL 14: microseconds survive.
+            'SELECT (extract(epoch FROM "timestamp") * 1000000)::bigint::text, device_id, datapoint_id, value '
             'FROM decoded_data WHERE device_id = ANY(%s) AND "timestamp" BETWEEN %s::timestamptz AND %s::timestamptz',
             (sorted(device_ids), first, last),
         ).fetchall()

@@ -10,25 +10,25 @@ import click
 @click.command()
 def bridge() -> None:
     """MQTT -> Kafka bridge (settings F2_BRIDGE_*)."""
-    from streaming.bridge import main
+    from streaming.supervisor import supervise
 
-    raise SystemExit(main())
+    raise SystemExit(supervise("streaming.bridge"))
 
 
 @click.command()
 def processor() -> None:
     """Stream processor: raw -> decoded readings and dead letters (settings F2_PROCESSOR_*)."""
-    from streaming.processor import main
+    from streaming.supervisor import supervise
 
-    raise SystemExit(main())
+    raise SystemExit(supervise("streaming.processor"))
 
 
 @click.command()
 def sink() -> None:
     """Sink: decoded readings -> TimescaleDB decoded_data (settings F2_SINK_*)."""
-    from streaming.sink import main
+    from streaming.supervisor import supervise
 
-    raise SystemExit(main())
+    raise SystemExit(supervise("streaming.sink"))
 
 
 @click.command()
