@@ -11,7 +11,7 @@ provision:
 	@scripts/provision.sh
 
 demo: provision
-	@$(RUN) scripts/demo.py
+	@$(RUN) f2 demo up
 
 test: provision
 	@$(RUN) pytest $(PYTEST_ARGS)
@@ -27,4 +27,4 @@ typecheck: provision
 	@$(RUN) mypy f2_platform streaming certs
 
 stop:
-	@$(RUN) f2 stack down
+	@$(RUN) f2 demo down

@@ -1,12 +1,17 @@
 """`certs` command group: the operator's commands over the platform CA.
 
-This module reads no environment. The main CLI adds `certs_group` and sets `ctx.obj` to a dict:
+This module reads no environment itself (`serve` takes its F2_ENROLL_* settings from
+certs.settings.EnrollSettings). The main CLI adds `certs_group` and sets `ctx.obj` to a dict:
 
     "pki_dir":        Path, or Callable[[], Path] called only when a command needs the directory
     "registry_macs":  Callable[[], set[str]] | None; when given, `issue` refuses MACs not in it
     "on_crl_updated": Callable[[Path], None] | None (optional); called with crl.pem's path after
                       `revoke` or `crl` rewrote it: the place to reload the broker
     "broker_user":    str | None (optional, default "mosquitto"); whose group may read server.key
+    "registry_dsn":   str, or Callable[[], str] called only when a command needs it: the registry
+                      (F2_REGISTRY_DSN) for `serve` and `allow-reenroll`
+    "enroll_settings": EnrollSettings, or Callable[[], EnrollSettings] (optional); default
+                      EnrollSettings() (environment F2_ENROLL_*)
 
 `--pki-dir` on the group overrides "pki_dir".
 """
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from certs import store
 from certs.authority import (
@@ -33,6 +39,7 @@ from certs.authority import (
     validate_mac,
 )
 from certs.errors import CertsError, NotInRegistryError
+from certs.settings import EnrollSettings
 
 # A CRL closer than this to its next_update gets a warning in `list`: once it passes, every client is refused.
 CRL_WARNING = timedelta(days=2)
@@ -58,6 +65,24 @@ class _CertsState:
     def registry_macs(self) -> Callable[[], set[str]] | None:
         source = self.parent.get("registry_macs")
         return source if callable(source) else None
+
+    def registry_dsn(self) -> str | Callable[[], str]:
+        source = self.parent.get("registry_dsn")
+        if source is None:
+            raise click.UsageError("no registry DSN: run this as `f2 certs ...` (it passes F2_REGISTRY_DSN)")
+        return source if callable(source) else str(source)
+
+    def enroll_settings(self) -> EnrollSettings:
+        source = self.parent.get("enroll_settings")
+        if source is not None:
+            settings = source() if callable(source) else source
+            if not isinstance(settings, EnrollSettings):
+                raise click.UsageError("ctx.obj['enroll_settings'] must be an EnrollSettings")
+            return settings
+        try:
+            return EnrollSettings()
+        except ValidationError as exc:
+            raise click.ClickException(f"invalid F2_ENROLL_* setting: {exc}") from exc
 
     def crl_updated(self, crl_path: Path) -> None:
         hook = self.parent.get("on_crl_updated")
@@ -249,6 +274,65 @@ def list_command(ctx: click.Context) -> None:
             f"WARNING: the CRL {state} {_when(next_update)}; once expired the broker refuses every "
             f"device. Run `f2 certs crl` and reload the broker."
         )
+
+
+@certs_group.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default: F2_ENROLL_HOST, else 127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Port to listen on (default: F2_ENROLL_PORT, else 18443; 0 picks a free one).",
+)
+@click.pass_context
+def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the HTTPS enrollment endpoint (POST /v1/enroll) until SIGTERM.
+
+    A controller sends its MAC, its registry claiming code and a CSR (or asks for a generated key) and
+    gets its certificate. Each claiming code enrolls once; see `allow-reenroll`. Limits and TLS come from
+    F2_ENROLL_* (certs/settings.py); the certificate is the CA's server.crt, issued when missing.
+    F2_ENROLL_REGISTRY_DSN, when set, replaces the registry DSN (a least-privilege role).
+    """
+    from certs.enrollment import build_server, configure_logging
+
+    state = _state(ctx)
+    settings = state.enroll_settings()
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    configure_logging()
+    server = build_server(settings, state.authority(), settings.registry_dsn or state.registry_dsn())
+    click.echo(f"enrollment service on {server.url}/v1/enroll; SIGTERM or Ctrl-C stops it", err=True)
+    server.serve_until_signalled()
+
+
+@certs_group.command("allow-reenroll")
+@click.argument("mac")
+@click.pass_context
+def allow_reenroll_command(ctx: click.Context, mac: str) -> None:
+    """Let controller MAC enroll once more with its claiming code (a replaced or reset device)."""
+    from certs.enrollment_store import EnrollmentStore
+
+    state = _state(ctx)
+    validate_mac(mac)
+    permit = EnrollmentStore(state.registry_dsn()).allow_reenroll(mac)
+    if not permit.is_controller:
+        raise NotInRegistryError(f"MAC {mac} is not a controller in the registry; check the MAC")
+    if not permit.enrolled:
+        click.echo(f"{mac} has not enrolled yet: it can enroll with its claiming code; nothing to allow")
+        return
+    click.echo(
+        f"{mac} may enroll once more with its claiming code (enrolled {permit.enrollments} time(s) so far)"
+    )
+    click.echo(
+        f"its current certificate {permit.serial} stays valid. If the old device is lost or replaced, run "
+        f"`f2 certs revoke {mac}` now, before it enrolls again (revoke cuts off every certificate of {mac} "
+        f"issued so far)"
+    )
 
 
 def _expiry_warning(row: CertInfo, now: datetime) -> str | None:

@@ -31,6 +31,7 @@ class StackSettings(BaseSettings):
     mqtt_tls_port: int = 18883
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    enroll_port: int = 18443
     kafka_libs: Path = REPO_ROOT / ".cache" / "kafka" / "libs"
     kafka_heap: str = "512m"
     kafka_partitions: int = 6

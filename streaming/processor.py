@@ -50,7 +50,8 @@ class Processor:
         self.settings = settings
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
-        self.store = RegistryStore(conn.registry_dsn)
+        self.registry_dsn = settings.registry_dsn or conn.registry_dsn
+        self.store = RegistryStore(self.registry_dsn)
         self.cache = TopologyCache(
             self.store.load,
             connect_redis(conn.redis_url, settings.redis_timeout_s),
@@ -97,7 +98,7 @@ class Processor:
         })
         self.consumer.subscribe([topics.RAW], on_assign=self._on_assign, on_revoke=self._on_revoke)
         stack.callback(self.consumer.close)
-        listener = RegistryListener(self.conn.registry_dsn, self.cache.set_version, self._stop_listener)
+        listener = RegistryListener(self.registry_dsn, self.cache.set_version, self._stop_listener)
         listener.start()
         stack.callback(self._stop_listener.set)
         stack.callback(self.store.close)

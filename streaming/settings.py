@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+
+from pydantic import Field
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,6 +39,8 @@ class ProcessorSettings(BaseSettings):
     redis_timeout_s: float = 0.5
     redis_retry_after_s: float = 5.0
     metrics_port: int = 9102
+    # Least privilege: a role that can only read the registry (falls back to F2_REGISTRY_DSN).
+    registry_dsn: str | None = None
 
 
 class SinkSettings(BaseSettings):
@@ -46,3 +51,15 @@ class SinkSettings(BaseSettings):
     retry_initial_s: float = 0.5
     retry_max_s: float = 10.0
     metrics_port: int = 9103
+    # Least privilege: a role that can only insert and update readings (falls back to F2_TIMESERIES_DSN).
+    timeseries_dsn: str | None = None
+
+
+class SimulatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="F2_SIMULATOR_", extra="ignore")
+
+    # Devices connect like real controllers: mTLS on the device listener with enrolled certificates.
+    # "internal" uses the password-protected internal listener instead (tools and load tests).
+    transport: str = "tls"
+    enroll_url: str | None = Field(default=None, validation_alias="F2_ENROLL_URL")
+    devices_dir: Path | None = None

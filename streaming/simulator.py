@@ -128,10 +128,19 @@ class Ledger:
             self._fh.close()
 
 
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """How one simulated controller authenticates: its enrolled certificate, or the internal user."""
+
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+
 class ControllerClient:
     """One controller's MQTT connection; tracks its unacknowledged publishes for the ledger."""
 
-    def __init__(self, mac: str, conn: ConnectionSettings, ledger: Ledger) -> None:
+    def __init__(self, mac: str, conn: ConnectionSettings, ledger: Ledger,
+                 identity: DeviceIdentity | None = None) -> None:
         self.mac = mac
         self.ledger = ledger
         self.pending: dict[int, tuple[str, bytes, list[dict[str, object]]]] = {}
@@ -140,14 +149,18 @@ class ControllerClient:
         self.connected = threading.Event()
         self.acked = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"f2-sim-{mac}", protocol=mqtt.MQTTv5)
-        if conn.mqtt_username:
+        port = conn.mqtt_port
+        if identity is not None and identity.certfile is not None:
+            client.tls_set(ca_certs=str(conn.ca_cert), certfile=str(identity.certfile), keyfile=str(identity.keyfile))
+            port = conn.mqtt_tls_port
+        elif conn.mqtt_username:
             client.username_pw_set(conn.mqtt_username, conn.mqtt_password)
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.on_connect = lambda c, u, f, rc, p: self.connected.set() if not rc.is_failure else None
         client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         client.on_publish = self._on_publish
-        client.connect_async(conn.mqtt_host, conn.mqtt_port, keepalive=30)
+        client.connect_async(conn.mqtt_host, port, keepalive=30)
         client.loop_start()
         self.client = client
 
@@ -201,10 +214,36 @@ def load_endpoints(registry_dsn: str, macs: Iterable[str], seed: int) -> list[En
     return endpoints
 
 
+def enrolled_identities(conn: ConnectionSettings, macs: list[str], devices_dir: Path,
+                        enroll_url: str | None) -> dict[str, DeviceIdentity]:
+    """Each controller's certificate, enrolling (with its registry claiming code) those that have none yet."""
+    from certs.enroll_client import enroll
+
+    if conn.ca_cert is None or not Path(conn.ca_cert).exists():
+        raise SystemExit("F2_CA_CERT is not set or missing: devices cannot verify the broker (f2 stack env sets it)")
+    devices_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    identities = {}
+    codes: dict[str, str] = {}
+    for mac in macs:
+        crt, key = devices_dir / f"{mac}.crt", devices_dir / f"{mac}.key"
+        if not (crt.exists() and key.exists()):
+            if enroll_url is None:
+                raise SystemExit(f"{mac} has no certificate in {devices_dir} and F2_ENROLL_URL is not set")
+            if not codes:
+                with psycopg.connect(conn.registry_dsn, connect_timeout=10) as db:
+                    codes = dict(db.execute(
+                        'SELECT macaddress, claimingcode FROM "VtDevice".devices WHERE macaddress = ANY(%s)',
+                        (macs,)).fetchall())
+            crt, key = enroll(enroll_url, mac, codes.get(mac) or "", Path(conn.ca_cert), devices_dir)
+        identities[mac] = DeviceIdentity(crt, key)
+    return identities
+
+
 def run_simulation(
     conn: ConnectionSettings,
     macs: list[str],
     *,
+    identities: dict[str, DeviceIdentity] | None = None,
     interval_s: float,
     count: int | None,
     duration_s: float | None,
@@ -216,11 +255,11 @@ def run_simulation(
     stop = stop or threading.Event()
     endpoints = load_endpoints(conn.registry_dsn, macs, seed)
     ledger = Ledger(ledger_path)
-    clients = {mac: ControllerClient(mac, conn, ledger) for mac in macs}
+    clients = {mac: ControllerClient(mac, conn, ledger, (identities or {}).get(mac)) for mac in macs}
     rng = random.Random(seed)
     for c in clients.values():
         if not c.connected.wait(30):
-            raise SystemExit(f"controller {c.mac} could not connect to MQTT {conn.mqtt_host}:{conn.mqtt_port}")
+            raise SystemExit(f"controller {c.mac} could not connect to MQTT on {conn.mqtt_host}; see the broker log")
     start = time.monotonic()
     for i, ep in enumerate(endpoints):
         ep.next_due = start + interval_s * i / max(1, len(endpoints))  # spread the fleet over one interval

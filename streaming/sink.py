@@ -167,7 +167,7 @@ class Sink:
 
     def _connection(self) -> psycopg.Connection:
         if self.db is None or self.db.closed:
-            self.db = psycopg.connect(self.conn.timeseries_dsn, connect_timeout=5)
+            self.db = psycopg.connect(self.settings.timeseries_dsn or self.conn.timeseries_dsn, connect_timeout=5)
             self.db.execute(STAGING_DDL)
             self.db.commit()
         return self.db

@@ -35,6 +35,7 @@ def hermetic_stack_settings(state_dir: Path) -> StackSettings:
         mqtt_tls_port=free_port(),
         kafka_port=free_port(),
         kafka_controller_port=free_port(),
+        enroll_port=free_port(),
         kafka_partitions=4,
     )
 
@@ -52,6 +53,7 @@ def stack_environment(stack: Stack) -> dict[str, str]:
         "F2_STACK_KAFKA_PORT": str(s.kafka_port),
         "F2_STACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
         "F2_STACK_KAFKA_PARTITIONS": str(s.kafka_partitions),
+        "F2_STACK_ENROLL_PORT": str(s.enroll_port),
     })
     return env
 
@@ -81,11 +83,12 @@ def stack_env(stack: Stack) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def migrated(connections: ConnectionSettings) -> ConnectionSettings:
     """The stack with every migration applied and the sample registry loaded."""
-    from f2_platform.db.migrations import migrate
+    from f2_platform.db.migrations import apply_grants, migrate
     from f2_platform.registry.seed import seed_sample
 
     migrate(connections.registry_dsn, "registry")
     migrate(connections.timeseries_dsn, "timeseries")
+    assert apply_grants(connections.timeseries_dsn), "the stack did not create the daemons' roles"
     seed_sample(connections.registry_dsn)
     return connections
 

@@ -20,7 +20,7 @@ F2 = str(Path(sys.executable).parent / "f2")
 
 @dataclass
 class DaemonProcess:
-    kind: str  # bridge | processor | sink
+    kind: str  # bridge | processor | sink | enroll
     index: int
     env: dict[str, str]
     log_path: Path
@@ -39,11 +39,16 @@ class DaemonProcess:
             env["F2_BRIDGE_CLIENT_ID"] = f"f2-bridge-test-{self.index}"
         if self.kind == "processor":
             env["F2_PROCESSOR_INSTANCE_ID"] = f"test-{self.index}"
+        argv = [F2, "certs", "serve"] if self.kind == "enroll" else [F2, self.kind]
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen([F2, self.kind], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def healthz(self) -> tuple[int, dict[str, object]]:
+        if self.kind == "enroll":
+            from f2_platform.stack.process import port_is_free
+
+            return (0 if port_is_free("127.0.0.1", int(self.env["F2_ENROLL_PORT"])) else 200), {}
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=2) as r:
                 return r.status, json.loads(r.read())
@@ -89,7 +94,9 @@ class DaemonProcess:
 class Pipeline:
     def __init__(self, env: dict[str, str], log_dir: Path, processors: int = 1, sinks: int = 1) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.daemons: list[DaemonProcess] = [DaemonProcess("bridge", 0, env, log_dir / "bridge-0.log")]
+        # The enrollment service lets the simulator's devices obtain their certificates (mTLS is the default).
+        self.daemons: list[DaemonProcess] = [DaemonProcess("enroll", 0, env, log_dir / "enroll-0.log")]
+        self.daemons += [DaemonProcess("bridge", 0, env, log_dir / "bridge-0.log")]
         self.daemons += [DaemonProcess("processor", i, env, log_dir / f"processor-{i}.log") for i in range(processors)]
         self.daemons += [DaemonProcess("sink", i, env, log_dir / f"sink-{i}.log") for i in range(sinks)]
 

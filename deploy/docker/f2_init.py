@@ -3,7 +3,7 @@
 
 1. waits until PostgreSQL and Kafka answer (bounded);
 2. applies the schema migrations (registry and time series), as `f2 db migrate` does;
-3. applies the least-privilege grants of deploy/sql/grants.sql when F2_INIT_GRANTS_SQL names it;
+3. applies the least-privilege grants of sql/grants.sql when F2_INIT_GRANTS_SQL names it;
 4. creates the platform's Kafka topics that are missing, with F2_INIT_KAFKA_PARTITIONS partitions
    (default 6: the most processors or sinks that can share the work) and F2_INIT_KAFKA_REPLICATION_FACTOR;
 5. loads the sample registry when F2_INIT_SEED_SAMPLE=1 (demo deployments only).

@@ -52,7 +52,8 @@ def simulate(controllers: int | None, interval: float, count: int | None, durati
 
     from f2_platform.connections import resolve_connections
     from f2_platform.registry.seed import seed_fleet
-    from streaming.simulator import default_macs, generated_fleet, run_simulation
+    from streaming.settings import SimulatorSettings
+    from streaming.simulator import default_macs, enrolled_identities, generated_fleet, run_simulation
 
     if interval < 0.001:
         raise click.BadParameter("must be at least 0.001 s", param_hint="--interval")
@@ -68,7 +69,15 @@ def simulate(controllers: int | None, interval: float, count: int | None, durati
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    click.echo(f"simulating {len(macs)} controller(s), one frame per sensor every {interval} s", err=True)
-    acked = run_simulation(conn, macs, interval_s=interval, count=count, duration_s=duration,
-                           ledger_path=ledger, seed=seed, stop=stop)
+    sim = SimulatorSettings()
+    identities = None
+    if sim.transport == "tls":
+        devices_dir = sim.devices_dir or conn.state_dir / "devices"
+        identities = enrolled_identities(conn, macs, devices_dir, sim.enroll_url)
+    elif sim.transport != "internal":
+        raise click.BadParameter(f"F2_SIMULATOR_TRANSPORT={sim.transport!r}: expected tls or internal")
+    click.echo(f"simulating {len(macs)} controller(s) over {sim.transport}, one frame per sensor every "
+               f"{interval} s", err=True)
+    acked = run_simulation(conn, macs, identities=identities, interval_s=interval, count=count,
+                           duration_s=duration, ledger_path=ledger, seed=seed, stop=stop)
     click.echo(f"{acked} messages acknowledged by the broker", err=True)

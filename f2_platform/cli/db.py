@@ -14,6 +14,7 @@ def db() -> None:
 def migrate() -> None:
     """Apply pending migrations to the registry and the time-series database (re-running is a no-op)."""
     from f2_platform.connections import resolve_connections
+    from f2_platform.db.migrations import apply_grants
     from f2_platform.db.migrations import migrate as run
 
     conn = resolve_connections()
@@ -24,6 +25,8 @@ def migrate() -> None:
         for migration in applied:
             click.echo(f"applied {migration.label}")
     click.echo(f"{total} migration(s) applied" if total else "nothing to apply: the schema is up to date")
+    if conn.registry_dsn == conn.timeseries_dsn and apply_grants(conn.timeseries_dsn):
+        click.echo("grants applied to f2_processor, f2_sink, f2_grafana")
 
 
 @db.command("seed-sample")

@@ -22,17 +22,22 @@ class F2Group(click.Group):
 
 
 @click.group(cls=F2Group)
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """F2 platform: F2 Smart Controllers -> MQTT -> Kafka -> TimescaleDB, orchestrated by Dagster."""
+    from f2_platform.cli.context import certs_context
+
+    ctx.obj = certs_context()
 
 
 def _register() -> None:
     from certs.cli import certs_group
     from f2_platform.cli.daemons import bridge, processor, simulate, sink
     from f2_platform.cli.db import db
+    from f2_platform.cli.demo import demo
     from f2_platform.cli.stack import stack
 
-    for command in (stack, db, certs_group, bridge, processor, sink, simulate):
+    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo):
         cli.add_command(command)
 
 

@@ -108,3 +108,22 @@ def migrate(dsn: str, target: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"f2-migrate-{target}",))
     return done
+
+
+GRANTS = SQL_DIR / "grants.sql"
+GRANT_ROLES = ("f2_processor", "f2_sink", "f2_grafana")
+
+
+def apply_grants(dsn: str, path: Path = GRANTS) -> bool:
+    """Give the daemons' roles their least-privilege rights (idempotent); False when the roles don't exist."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        found = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                                            (list(GRANT_ROLES),)).fetchall()}
+        if found != set(GRANT_ROLES):
+            return False
+        try:
+            with conn.transaction():
+                conn.execute(path.read_text())  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise MigrationError(f"{path.name} failed and was rolled back: {str(exc).strip()}") from exc
+    return True

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from collections.abc import Callable
 
 from f2_platform.settings import ConnectionSettings, StackSettings
 from f2_platform.stack.layout import StackLayout
 from f2_platform.stack.services import (
+    KAFKA_CLIENT_USER,
+    KAFKA_SASL_MECHANISM,
     MQTT_INTERNAL_USER,
+    REDIS_PROCESSOR_USER,
     Kafka,
     Mosquitto,
     Postgres,
@@ -73,11 +77,21 @@ class Stack:
             "F2_MQTT_USERNAME": MQTT_INTERNAL_USER,
             "F2_MQTT_PASSWORD": self.mosquitto.password,
             "F2_MQTT_TLS_PORT": str(s.mqtt_tls_port),
+            "F2_CA_CERT": str(self.layout.pki_dir / "ca.crt"),
             "F2_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
-            "F2_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+            "F2_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "F2_KAFKA_SASL_MECHANISM": KAFKA_SASL_MECHANISM,
+            "F2_KAFKA_SASL_USERNAME": KAFKA_CLIENT_USER,
+            "F2_KAFKA_SASL_PASSWORD": self.kafka.client_password,
+            # The schema owner: migrations, Dagster's maintenance, operators' tools.
             "F2_TIMESERIES_DSN": self.postgres.dsn(),
             "F2_REGISTRY_DSN": self.postgres.dsn(),
-            "F2_REDIS_URL": self.redis.url(),
+            "F2_REDIS_URL": self.redis.url(REDIS_PROCESSOR_USER),
+            # Least privilege per daemon: the processor reads the registry, the sink writes readings.
+            "F2_PROCESSOR_REGISTRY_DSN": self.postgres.role_dsn("f2_processor"),
+            "F2_SINK_TIMESERIES_DSN": self.postgres.role_dsn("f2_sink"),
+            "F2_ENROLL_URL": f"https://{s.host}:{s.enroll_port}",
+            "F2_ENROLL_PORT": str(s.enroll_port),
         }
 
     def env_settings(self) -> ConnectionSettings:
@@ -89,8 +103,12 @@ class Stack:
             mqtt_username=env["F2_MQTT_USERNAME"],
             mqtt_password=env["F2_MQTT_PASSWORD"],
             mqtt_tls_port=int(env["F2_MQTT_TLS_PORT"]),
+            ca_cert=Path(env["F2_CA_CERT"]),
             kafka_bootstrap_servers=env["F2_KAFKA_BOOTSTRAP_SERVERS"],
             kafka_security_protocol=env["F2_KAFKA_SECURITY_PROTOCOL"],
+            kafka_sasl_mechanism=env["F2_KAFKA_SASL_MECHANISM"],
+            kafka_sasl_username=env["F2_KAFKA_SASL_USERNAME"],
+            kafka_sasl_password=env["F2_KAFKA_SASL_PASSWORD"],
             timeseries_dsn=env["F2_TIMESERIES_DSN"],
             registry_dsn=env["F2_REGISTRY_DSN"],
             redis_url=env["F2_REDIS_URL"],

@@ -15,14 +15,25 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from f2_platform.errors import ProvisioningError, StackError
 from f2_platform.stack import process
 from f2_platform.stack.layout import StackLayout
 
+if TYPE_CHECKING:
+    from certs.authority import CertificateAuthority
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DATABASE = "f2"
 MQTT_INTERNAL_USER = "f2-internal"
+REDIS_ADMIN_USER = "f2-admin"
+REDIS_PROCESSOR_USER = "f2-processor"
+KAFKA_ADMIN_USER = "f2-admin"
+KAFKA_CLIENT_USER = "f2-platform"
+KAFKA_SASL_MECHANISM = "SCRAM-SHA-256"
+# PostgreSQL roles of the daemons (grants in sql/grants.sql); the stack's superuser owns the schema.
+PG_ROLES = ("f2_processor", "f2_sink", "f2_grafana")
 
 
 @dataclass
@@ -223,6 +234,7 @@ class Postgres(Service):
 
     def ensure_database(self) -> None:
         import psycopg
+        from psycopg import sql
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True, connect_timeout=5) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
@@ -230,6 +242,21 @@ class Postgres(Service):
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
         with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            # Login roles of the daemons, with scram-sha-256 passwords; their rights come from sql/grants.sql.
+            for role in PG_ROLES:
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                verb = "ALTER" if exists else "CREATE"
+                conn.execute(
+                    sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                        sql.SQL(verb), sql.Identifier(role), sql.Literal(self.role_password(role))
+                    )
+                )
+
+    def role_password(self, role: str) -> str:
+        return self.layout.secret(f"postgres_{role}_password")
+
+    def role_dsn(self, role: str) -> str:
+        return self.dsn(user=role, password=self.role_password(role))
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, data is checkpointed.
@@ -248,10 +275,15 @@ class Redis(Service):
 
     @property
     def password(self) -> str:
-        return self.layout.secret("redis_password")
+        return self.layout.secret("redis_admin_password")
 
-    def url(self) -> str:
-        return f"redis://:{self.password}@{self.settings.host}:{self.port}/0"
+    @property
+    def processor_password(self) -> str:
+        return self.layout.secret("redis_processor_password")
+
+    def url(self, user: str = REDIS_ADMIN_USER) -> str:
+        password = self.password if user == REDIS_ADMIN_USER else self.processor_password
+        return f"redis://{user}:{password}@{self.settings.host}:{self.port}/0"
 
     def check_installed(self) -> None:
         if not shutil.which("redis-server"):
@@ -270,7 +302,12 @@ class Redis(Service):
                 "appendonly yes",
                 "maxmemory 256mb",
                 "maxmemory-policy allkeys-lru",
-                f"requirepass {self.password}",
+                # No default user: every client authenticates as one of these.
+                "user default off",
+                f"user {REDIS_ADMIN_USER} on >{self.password} ~* &* +@all",
+                # The processor's topology cache: its own key space, plain reads and writes only.
+                f"user {REDIS_PROCESSOR_USER} on >{self.processor_password} ~f2:topology:* resetchannels "
+                "-@all +get +set +del +mget +ping +hello +auth +select +client|setname",
                 "",
             ])
         )
@@ -302,6 +339,23 @@ class Kafka(Service):
     def bootstrap(self) -> str:
         return f"{self.settings.host}:{self.port}"
 
+    @property
+    def admin_password(self) -> str:
+        return self.layout.secret("kafka_admin_password")
+
+    @property
+    def client_password(self) -> str:
+        return self.layout.secret("kafka_client_password")
+
+    def client_config(self, admin: bool = False) -> dict[str, str]:
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": KAFKA_SASL_MECHANISM,
+            "sasl.username": KAFKA_ADMIN_USER if admin else KAFKA_CLIENT_USER,
+            "sasl.password": self.admin_password if admin else self.client_password,
+        }
+
     def check_installed(self) -> None:
         if not shutil.which("java"):
             raise ProvisioningError("java is not installed (Java 17 runs the Kafka broker)")
@@ -325,11 +379,18 @@ class Kafka(Service):
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{s.host}:{s.kafka_port}",
+            # Clients must authenticate (SCRAM); the KRaft controller listener is loopback-only and
+            # speaks only the controller protocol.
+            "listeners": f"SASL_PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{s.host}:{s.kafka_port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": KAFKA_SASL_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": KAFKA_SASL_MECHANISM,
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{KAFKA_ADMIN_USER}" password="{self.admin_password}";',
             "log.dirs": str(self.dir / "data"),
             "num.partitions": str(s.kafka_partitions),
             "auto.create.topics.enable": "false",
@@ -346,6 +407,7 @@ class Kafka(Service):
             "message.max.bytes": str(4 * 1024 * 1024),
         }
         (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.dir / "server.properties").chmod(0o600)
         (self.dir / "log4j2.properties").write_text(
             "status = warn\n"
             "appender.console.type = Console\nappender.console.name = STDOUT\n"
@@ -359,7 +421,12 @@ class Kafka(Service):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             result = subprocess.run(  # noqa: S603
                 self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                           "-c", str(self.dir / "server.properties")),
+                           "-c", str(self.dir / "server.properties"),
+                           # SCRAM users live in the KRaft metadata: created with the cluster.
+                           "--add-scram",
+                           f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_ADMIN_USER},password={self.admin_password}]",
+                           "--add-scram",
+                           f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_CLIENT_USER},password={self.client_password}]"),
                 capture_output=True, text=True, check=False,
             )
             if result.returncode != 0:
@@ -378,7 +445,7 @@ class Kafka(Service):
         if process.port_is_free(self.settings.host, self.port):
             return False
         try:
-            admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000})
+            admin = AdminClient({**self.client_config(admin=True), "socket.timeout.ms": 2000})
             admin.list_topics(timeout=3)
             return True
         except Exception:  # noqa: BLE001 - any failure means "not answering yet"
@@ -408,10 +475,24 @@ class Mosquitto(Service):
     def _binary(self) -> str:
         return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
+    def pki(self) -> CertificateAuthority:
+        from certs.authority import CertificateAuthority
+
+        return CertificateAuthority(self.layout.pki_dir, broker_user=_service_user("mosquitto"))
+
+    def ensure_pki(self) -> CertificateAuthority:
+        """A CA, its CRL and the broker's certificate: created on first run, kept afterwards."""
+        ca = self.pki()
+        ca.init()
+        if not ca.server_cert_path.exists():
+            ca.issue_server(["localhost"], sorted({"127.0.0.1", self.settings.host}))
+        return ca
+
     def prepare(self) -> None:
         user = _service_user("mosquitto")
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "data").mkdir(exist_ok=True)
+        ca = self.ensure_pki()
         passwd = self.dir / "passwd"
         passwd.unlink(missing_ok=True)
         passwd_tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -421,12 +502,16 @@ class Mosquitto(Service):
         )
         if result.returncode != 0:
             raise StackError(f"mosquitto: writing the password file failed: {result.stderr.strip()}")
+        (self.dir / "internal.acl").write_text(f"user {MQTT_INTERNAL_USER}\ntopic readwrite #\n")
+        # A device (username = its certificate's CN = its MAC) writes only its own telemetry and status
+        # and reads only its own commands. Mosquitto skips pattern substitution for names holding + or #.
+        (self.dir / "devices.acl").write_text(
+            "pattern write tele/f2-%u/#\npattern write stat/f2-%u/#\npattern read cmnd/f2-%u/#\n"
+        )
         s = self.settings
         (self.dir / "mosquitto.conf").write_text(
             "\n".join([
-                "per_listener_settings false",
-                "allow_anonymous false",
-                f"password_file {passwd}",
+                "per_listener_settings true",
                 "persistence true",
                 f"persistence_location {self.dir / 'data'}/",
                 # Save the session store often: a crash must not lose what the broker acknowledged.
@@ -434,20 +519,46 @@ class Mosquitto(Service):
                 "autosave_on_changes false",
                 # The bridge's persistent session must hold everything queued while it is down.
                 "max_queued_messages 0",
-                "max_inflight_messages 100",
-                "message_size_limit 1048576",
+                "max_inflight_messages 1000",
+                "message_size_limit 262144",
                 "log_dest stdout",
                 "log_type error",
                 "log_type warning",
                 "log_type notice",
                 "connection_messages true",
+                "",
+                "# Internal listener: loopback only, password authentication (bridge, tools).",
                 f"listener {s.mqtt_port} {s.host}",
+                "allow_anonymous false",
+                f"password_file {passwd}",
+                f"acl_file {self.dir / 'internal.acl'}",
+                "",
+                "# Device listener: TLS only, client certificate required, its CN is the username.",
+                f"listener {s.mqtt_tls_port} {s.host}",
+                "allow_anonymous false",
+                f"cafile {ca.ca_cert_path}",
+                f"certfile {ca.server_cert_path}",
+                f"keyfile {ca.server_key_path}",
+                f"crlfile {ca.crl_path}",
+                "require_certificate true",
+                "use_identity_as_username true",
+                "tls_version tlsv1.2",
+                f"acl_file {self.dir / 'devices.acl'}",
+                "max_connections 10000",
                 "",
             ])
         )
         if user:
             _chown(self.dir, user)
             passwd.chmod(0o600)
+            for path in ca.broker_files():
+                ca.grant_read(path, user)
+
+    def reload(self) -> None:
+        """Make the broker re-read its configuration, certificates and CRL (SIGHUP)."""
+        pid = self.pid()
+        if process.pid_alive(pid, self.process_marker):
+            os.kill(pid, signal.SIGHUP)  # type: ignore[arg-type]
 
     def launch(self) -> None:
         process.spawn([self._binary(), "-c", str(self.dir / "mosquitto.conf")], self.log,
@@ -456,4 +567,12 @@ class Mosquitto(Service):
     def answers(self) -> bool:
         from f2_platform.stack.mqtt_probe import mqtt_answers
 
+        if process.port_is_free(self.settings.host, self.settings.mqtt_tls_port):
+            return False
         return mqtt_answers(self.settings.host, self.port, MQTT_INTERNAL_USER, self.password)
+
+    def start(self) -> None:
+        if not self.running():
+            process.require_free_port(self.name, self.settings.host, self.settings.mqtt_tls_port,
+                                      "F2_STACK_MQTT_TLS_PORT")
+        super().start()

@@ -308,7 +308,7 @@ def test_redis_users_have_only_their_rights(secrets_dir: Path, redis_port: int) 
 def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
     from streaming.sink_batch import LATEST_SQL, STAGING_DDL, UPSERT_SQL
 
-    grants = (DEPLOY / "sql" / "grants.sql").read_text()
+    grants = (DEPLOY.parent / "sql" / "grants.sql").read_text()
     with psycopg.connect(migrated.timeseries_dsn) as conn:
         try:
             for role in ("f2_processor", "f2_sink", "f2_grafana"):
@@ -416,7 +416,7 @@ def test_dashboard_sql_runs_as_grafana(migrated) -> None:
             if v["type"] == "query"
         ]
     assert queries
-    grants = (DEPLOY / "sql" / "grants.sql").read_text()
+    grants = (DEPLOY.parent / "sql" / "grants.sql").read_text()
     with psycopg.connect(migrated.timeseries_dsn) as conn:
         try:
             for role in ("f2_processor", "f2_sink", "f2_grafana"):
@@ -578,7 +578,7 @@ def test_compose_database_bootstrap_roles_migrations_grants(
         "F2_TIMESERIES_DSN": owner,
         "F2_REGISTRY_DSN": owner,
         "F2_INIT_WAIT_S": "30",
-        "F2_INIT_GRANTS_SQL": str(DEPLOY / "sql" / "grants.sql"),
+        "F2_INIT_GRANTS_SQL": str(DEPLOY.parent / "sql" / "grants.sql"),
     }
     init = subprocess.run(
         [sys.executable, str(DEPLOY / "docker" / "f2_init.py")],

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs once, when the database volume is first initialised (docker-entrypoint-initdb.d), as the superuser.
 # Creates the platform's login roles with passwords from the Compose secrets; f2-init then applies the
-# migrations as f2_owner and the grants of deploy/sql/grants.sql. Also the Dagster instance database.
+# migrations as f2_owner and the grants of sql/grants.sql. Also the Dagster instance database.
 set -eu
 secret() { cat "/run/secrets/$1"; }
 

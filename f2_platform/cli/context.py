@@ -1,0 +1,44 @@
+"""What the `certs` commands need from the platform: the pki dir, the registry and the broker to reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from f2_platform.settings import StackSettings
+
+
+def _pki_dir() -> Path:
+    return StackSettings().state_dir / "pki"
+
+
+def _registry_dsn() -> str:
+    from f2_platform.connections import resolve_connections
+
+    return resolve_connections().registry_dsn
+
+
+def _registry_macs() -> set[str]:
+    import psycopg
+
+    with psycopg.connect(_registry_dsn(), connect_timeout=10) as conn:
+        rows = conn.execute('SELECT macaddress FROM "VtDevice".devices WHERE macaddress IS NOT NULL').fetchall()
+    return {r[0] for r in rows}
+
+
+def _reload_broker(crl: Path) -> None:
+    """A new CRL takes effect when the local broker reloads it."""
+    from f2_platform.stack.manager import Stack
+
+    stack = Stack(StackSettings())
+    if crl.resolve().parent == stack.layout.pki_dir.resolve() and stack.mosquitto.running():
+        stack.mosquitto.reload()
+
+
+def certs_context() -> dict[str, Any]:
+    return {
+        "pki_dir": _pki_dir,
+        "registry_dsn": _registry_dsn,
+        "registry_macs": _registry_macs,
+        "on_crl_updated": _reload_broker,
+    }
