@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -67,10 +67,12 @@ class Bridge:
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
         self._last_kafka_error: str | None = None
+        self._kafka_up = CONNECTED.labels(DAEMON, "kafka")
+        self._kafka_checked = 0.0
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
-        self.producer = Producer(producer_config(self.conn, self.settings))
+        self.producer = Producer({**producer_config(self.conn, self.settings), "error_cb": self._on_kafka_error})
         stack.callback(self._close_producer)
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -94,9 +96,27 @@ class Bridge:
         self.client = client
         stack.callback(self._close_mqtt)
 
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        # Broker-wide trouble (all brokers down, authentication failed) shows in the gauge at once.
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._TRANSPORT):
+            self._kafka_up.set(0)
+        log.warning("Kafka: %s", err)
+
     def step(self) -> None:
         assert self.producer is not None
         self.producer.poll(0.1)
+        if time.monotonic() - self._kafka_checked > 15:
+            self._check_kafka()
+
+    def _check_kafka(self) -> None:
+        """Keeps f2_connected{system="kafka"} true to life while no records flow."""
+        assert self.producer is not None
+        self._kafka_checked = time.monotonic()
+        try:
+            self.producer.list_topics(topics.RAW, timeout=2)
+            self._kafka_up.set(1)
+        except KafkaException:
+            self._kafka_up.set(0)
 
     def drain(self) -> None:
         # Stop taking messages; what arrives now stays unacknowledged in the broker's session.
@@ -157,11 +177,13 @@ class Bridge:
             if err is not None:
                 # The record is not in Kafka: send it again; the MQTT message stays unacknowledged meanwhile.
                 self._last_kafka_error = str(err)
+                self._kafka_up.set(0)
                 ERRORS.labels(DAEMON, "kafka-delivery").inc()
                 log.warning("Kafka delivery failed (%s); retrying", err)
                 self._produce(key, value, headers, mid, qos)
                 return
             self._last_kafka_error = None
+            self._kafka_up.set(1)
             self._out.inc()
             if qos > 0 and self.client is not None:
                 self.client.ack(mid, qos)

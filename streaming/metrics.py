@@ -32,3 +32,6 @@ CONNECTED = Gauge("f2_connected", "1 while the daemon is connected to a system, 
 UP = Gauge("f2_up", "1 while the daemon's run loop is running", ["daemon"], registry=REGISTRY)
 LATENCY = Histogram("f2_end_to_end_latency_seconds", "Device timestamp to database commit", ["daemon"],
                     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=REGISTRY)
+CONTROLLER_LAST_SEEN = Gauge("f2_controller_last_seen_timestamp_seconds",
+                             "When the processor last read a record of each controller (Unix seconds)",
+                             ["daemon", "controller"], registry=REGISTRY)

@@ -14,12 +14,23 @@ import time
 from contextlib import ExitStack
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Gauge
 
 from f2_platform.settings import ConnectionSettings
 from streaming import topics
 from streaming.decoder import decode_message
 from streaming.errors import DecodeError, TransientError
-from streaming.metrics import BATCH_SECONDS, BATCH_SIZE, DEAD_LETTERED, ERRORS, IGNORED, MESSAGES_IN, MESSAGES_OUT
+from streaming.lag import record_lag
+from streaming.metrics import (
+    BATCH_SECONDS,
+    BATCH_SIZE,
+    CONTROLLER_LAST_SEEN,
+    DEAD_LETTERED,
+    ERRORS,
+    IGNORED,
+    MESSAGES_IN,
+    MESSAGES_OUT,
+)
 from streaming.mqtt_topic import parse_topic
 from streaming.payload import parse_payload, redact_reader_payload
 from streaming.records import dead_letter_headers, header, reading_key, reading_value
@@ -64,6 +75,7 @@ class Processor:
         self._stop_listener = threading.Event()
         self._backoff = 0.0
         self._assigned: set[int] = set()
+        self._last_seen_gauges: dict[bytes, Gauge] = {}
         self._last_batch_at = time.monotonic()
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
@@ -165,6 +177,7 @@ class Processor:
         except BaseException:
             self._abort()
             raise
+        record_lag(self.consumer, DAEMON, _next_offsets(records))
         self._in.inc(len(records))
         self._out.inc(len(outputs.readings))
         for *_, reason in outputs.dead:
@@ -172,10 +185,16 @@ class Processor:
 
     def _process(self, records: list[Message]) -> Outputs:
         out = Outputs()
+        seen_at = time.time()
+        seen: set[bytes] = set()
         max_bytes = self.settings.max_payload_bytes
         readings = out.readings
         for record in records:
             value = record.value() or b""
+            key = record.key()
+            if key is not None and key not in seen:
+                seen.add(key)
+                self._last_seen(key).set(seen_at)
             mqtt_topic = header(record.headers(), topics.H_MQTT_TOPIC)
             try:
                 if mqtt_topic is None:
@@ -206,6 +225,13 @@ class Processor:
                                               record.offset(), mqtt_topic)
                 out.dead.append((record.key(), dead_value, headers, exc.reason))
         return out
+
+    def _last_seen(self, key: bytes) -> Gauge:
+        gauge = self._last_seen_gauges.get(key)
+        if gauge is None:
+            mac = key.decode(errors="replace")[:32]
+            gauge = self._last_seen_gauges[key] = CONTROLLER_LAST_SEEN.labels(DAEMON, mac)
+        return gauge
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                  headers: list[tuple[str, bytes]] | None = None) -> None:

@@ -94,11 +94,11 @@ def configure_logging(daemon: str) -> None:
     root.setLevel(os.environ.get("F2_LOG_LEVEL", "INFO").upper())
 
 
-def serve_endpoints(daemon: Daemon, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104
+def serve_endpoints(daemon: Daemon, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
     """/healthz (200 when healthy, 503 otherwise, JSON details) and /metrics (Prometheus)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path.startswith("/metrics"):
                 body = generate_latest(REGISTRY)
                 self._reply(200, CONTENT_TYPE_LATEST, body)
@@ -116,7 +116,7 @@ def serve_endpoints(daemon: Daemon, port: int, host: str = "0.0.0.0") -> Threadi
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     server = ThreadingHTTPServer((host, port), Handler)

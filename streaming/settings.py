@@ -6,7 +6,6 @@ import socket
 from pathlib import Path
 
 from pydantic import Field
-
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HOST = socket.gethostname()

@@ -18,11 +18,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from f2_platform.settings import ConnectionSettings
 from streaming import topics
+from streaming.lag import record_lag
 from streaming.metrics import (
     BATCH_SECONDS,
     BATCH_SIZE,
     CONNECTED,
-    CONSUMER_LAG,
     DEAD_LETTERED,
     ERRORS,
     LATENCY,
@@ -227,17 +227,7 @@ class Sink:
             # Typically a rebalance took the partitions: the rows are stored, so redelivery only re-upserts.
             ERRORS.labels(DAEMON, "commit").inc()
             log.warning("offset commit failed (%s); the new owner re-reads and re-upserts those records", exc)
-        self._record_lag(offsets)
-
-    def _record_lag(self, offsets: list[TopicPartition]) -> None:
-        assert self.consumer is not None
-        for tp in offsets:
-            try:
-                _, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
-            except KafkaException:
-                continue
-            if high is not None and high >= 0:
-                CONSUMER_LAG.labels(DAEMON, tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+        record_lag(self.consumer, DAEMON, offsets)
 
     def _observe_latency(self, rows: list[tuple[Message, Row]]) -> None:
         if not rows:

@@ -84,7 +84,7 @@ def supervise(module: str) -> int:
     env = {**os.environ, SUPERVISED_ENV: "1"}
     restarts = 0
     while True:
-        child = subprocess.Popen([sys.executable, "-m", module], env=env, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
+        child = subprocess.Popen([sys.executable, "-m", module], env=env, preexec_fn=_die_with_parent)
         code = child.wait()
         if code != EXIT_HUNG or stopping.is_set():
             return code

@@ -59,7 +59,7 @@ def ensure_topics(
         try:
             future.result()
             created.append(name)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return created

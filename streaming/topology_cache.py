@@ -90,7 +90,7 @@ class TopologyCache:
         self._redis_down_until = now + self.redis_retry_after_s
         log.warning("Redis unavailable (%s); using the registry directly for %.0f s", exc, self.redis_retry_after_s)
 
-    def _from_redis(self, mac: str, now: float) -> ControllerTopology | None | object:
+    def _from_redis(self, mac: str, now: float) -> ControllerTopology | object | None:
         if not self._redis_usable(now) or self.version == 0:
             return _MISS
         assert self.redis is not None
