@@ -8,6 +8,7 @@
       429 too many requests (Retry-After), 503 registry unavailable, 500 anything else
       every error body: {"error": <code>, "message": <text>}
     GET /healthz      200 {"status": "ok"} (not rate limited, touches nothing)
+    GET /metrics      certificate and CRL expiry for Prometheus (not rate limited)
 
 A controller is a row of "VtDevice".devices with that macaddress; its claimingcode must match. Each
 code enrolls once ("VtDevice".f2_enrollments); `f2 certs allow-reenroll <mac>` permits one more.
@@ -46,6 +47,7 @@ from certs.authority import CertificateAuthority
 from certs.enrollment_rules import (
     ENROLL_PATH,
     HEALTH_PATH,
+    METRICS_PATH,
     MAX_BODY_BYTES,
     EnrollRequest,
     Refusal,
@@ -340,6 +342,18 @@ class _EnrollHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch()
 
+    def _send_metrics(self) -> None:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from certs.metrics import render
+
+        body = render(self.server.service.ca)
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _client(self) -> str:
         return str(self.client_address[0]) if self.client_address else "-"
 
@@ -349,6 +363,9 @@ class _EnrollHandler(BaseHTTPRequestHandler):
             path = urlsplit(self.path).path
             if self.command == "GET" and path == HEALTH_PATH:
                 self._send(200, {"status": "ok"})
+                return
+            if self.command == "GET" and path == METRICS_PATH:
+                self._send_metrics()
                 return
             decision = self.server.limiter.check(self._client())
             if not decision.allowed:

@@ -29,6 +29,7 @@ from certs.errors import InvalidMacError
 
 ENROLL_PATH: Final = "/v1/enroll"
 HEALTH_PATH: Final = "/healthz"
+METRICS_PATH: Final = "/metrics"
 # A PEM CSR and a few short fields; anything larger is refused before it is read.
 MAX_BODY_BYTES: Final = MAX_CSR_BYTES + 4096
 MAX_CLAIMING_CODE_CHARS: Final = 256

@@ -591,3 +591,19 @@ def test_refusals_are_logged_without_codes_or_keys_and_sigterm_stops_the_service
     issued = [e for e in events if e.get("event") == "enroll.issued"]
     assert {e["mac"] for e in issued} == {MAC, MAC_GENERATED, MAC_RACE}
     assert events[-1]["event"] == "enroll.stopped"
+
+
+def test_certificate_expiry_is_exported_for_prometheus(stack) -> None:
+    """The enrollment service's /metrics lists the CA, the broker certificate and the CRL with their expiry."""
+    from cryptography import x509
+
+    from certs.metrics import render
+
+    ca = stack.mosquitto.pki()
+    text = render(ca).decode()
+    server_cert = x509.load_pem_x509_certificate(ca.server_cert_path.read_bytes())
+    expected = server_cert.not_valid_after_utc.timestamp()
+    lines = [line for line in text.splitlines() if line.startswith("f2_certificate_expiry_timestamp_seconds{")]
+    server_lines = [line for line in lines if 'kind="server"' in line]
+    assert server_lines and any(abs(float(line.rsplit(" ", 1)[1]) - expected) < 1 for line in server_lines)
+    assert any('kind="ca"' in line for line in lines) and any('kind="crl"' in line for line in lines)
