@@ -22,6 +22,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from f2_platform.settings import ConnectionSettings
 from streaming import topics
+from streaming.kafka_records import Headers
 from streaming.metrics import CONNECTED, ERRORS, MESSAGES_IN, MESSAGES_OUT
 from streaming.mqtt_topic import mac_from_topic
 from streaming.settings import BridgeSettings
@@ -167,10 +168,10 @@ class Bridge:
         self._in.inc()
         topic = msg.topic
         key = mac_from_topic(topic)
-        headers = [(topics.H_MQTT_TOPIC, topic.encode()), (topics.H_RECEIVED_AT, rfc3339_now().encode())]
+        headers: Headers = [(topics.H_MQTT_TOPIC, topic.encode()), (topics.H_RECEIVED_AT, rfc3339_now().encode())]
         self._produce(key, msg.payload, headers, msg.mid, msg.qos)
 
-    def _produce(self, key: str | None, value: bytes, headers: list[tuple[str, bytes]], mid: int, qos: int) -> None:
+    def _produce(self, key: str | None, value: bytes, headers: Headers, mid: int, qos: int) -> None:
         assert self.producer is not None
 
         def on_delivery(err: KafkaError | None, record: Message) -> None:

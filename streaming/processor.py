@@ -20,6 +20,7 @@ from f2_platform.settings import ConnectionSettings
 from streaming import topics
 from streaming.decoder import decode_message
 from streaming.errors import DecodeError, TransientError
+from streaming.kafka_records import Headers, coordinates, first_offsets, next_offsets
 from streaming.lag import record_lag
 from streaming.metrics import (
     BATCH_SECONDS,
@@ -50,7 +51,7 @@ class Outputs:
 
     def __init__(self) -> None:
         self.readings: list[tuple[bytes, bytes]] = []
-        self.dead: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]], str]] = []
+        self.dead: list[tuple[bytes | str | None, bytes | None, Headers, str]] = []
 
 
 class Processor:
@@ -165,19 +166,19 @@ class Processor:
             for key, value in outputs.readings:
                 self._produce(topics.DECODED, key, value)
                 self._produce(topics.LATEST, key, value)
-            for key, value, headers, _ in outputs.dead:
-                self._produce(topics.DEADLETTER, key, value, headers)
+            for dead_key, dead_value, headers, _ in outputs.dead:
+                self._produce(topics.DEADLETTER, dead_key, dead_value, headers)
             # Both calls can hang past their timeouts in librdkafka: the watchdog turns that into a restart.
             with self.watchdog.guard("send_offsets_to_transaction", 60):
                 producer.send_offsets_to_transaction(
-                    _next_offsets(records), self.consumer.consumer_group_metadata(), 30
+                    next_offsets(records), self.consumer.consumer_group_metadata(), 30
                 )
             with self.watchdog.guard("commit_transaction", 90):
                 producer.commit_transaction(60)
         except BaseException:
             self._abort()
             raise
-        record_lag(self.consumer, DAEMON, _next_offsets(records))
+        record_lag(self.consumer, DAEMON, next_offsets(records))
         self._in.inc(len(records))
         self._out.inc(len(outputs.readings))
         for *_, reason in outputs.dead:
@@ -192,7 +193,7 @@ class Processor:
         for record in records:
             value = record.value() or b""
             key = record.key()
-            if key is not None and key not in seen:
+            if isinstance(key, bytes) and key not in seen:
                 seen.add(key)
                 self._last_seen(key).set(seen_at)
             mqtt_topic = header(record.headers(), topics.H_MQTT_TOPIC)
@@ -221,8 +222,7 @@ class Processor:
                 dead_value = value
                 if mqtt_topic is not None and _looks_like_reader(mqtt_topic):
                     dead_value = redact_reader_payload(value)
-                headers = dead_letter_headers(exc.reason, exc.detail, record.topic(), record.partition(),
-                                              record.offset(), mqtt_topic)
+                headers = dead_letter_headers(exc.reason, exc.detail, *coordinates(record), mqtt_topic)
                 out.dead.append((record.key(), dead_value, headers, exc.reason))
         return out
 
@@ -233,8 +233,8 @@ class Processor:
             gauge = self._last_seen_gauges[key] = CONTROLLER_LAST_SEEN.labels(DAEMON, mac)
         return gauge
 
-    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
+    def _produce(self, topic: str, key: bytes | str | None, value: bytes | None,
+                 headers: Headers | None = None) -> None:
         assert self.producer is not None
         while True:
             try:
@@ -254,16 +254,12 @@ class Processor:
 
     def _rewind(self, records: list[Message]) -> None:
         assert self.consumer is not None
-        first: dict[tuple[str, int], int] = {}
-        for m in records:
-            key = (m.topic(), m.partition())
-            first[key] = min(first.get(key, m.offset()), m.offset())
-        for (topic, partition), offset in first.items():
+        for tp in first_offsets(records):
             try:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
+                self.consumer.seek(tp)
             except KafkaException as exc:
                 # The partition was revoked meanwhile: its new owner starts from the committed offset.
-                log.info("not rewinding %s[%d]: %s", topic, partition, exc)
+                log.info("not rewinding %s[%d]: %s", tp.topic, tp.partition, exc)
 
     def _retry_later(self, records: list[Message], why: str, kind: str) -> None:
         ERRORS.labels(DAEMON, kind).inc()
@@ -291,14 +287,6 @@ class Processor:
 def _looks_like_reader(mqtt_topic: str) -> bool:
     last = mqtt_topic.rsplit("/", 1)[-1]
     return last.startswith("reader")
-
-
-def _next_offsets(records: list[Message]) -> list[TopicPartition]:
-    nxt: dict[tuple[str, int], int] = {}
-    for m in records:
-        key = (m.topic(), m.partition())
-        nxt[key] = max(nxt.get(key, -1), m.offset() + 1)
-    return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
 
 
 def main() -> int:

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from streaming import topics
+from streaming.kafka_records import Headers
 from streaming.topology import Reading
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,8 +40,8 @@ def dead_letter_headers(
     partition: int,
     offset: int,
     mqtt_topic: str | None,
-) -> list[tuple[str, bytes]]:
-    headers = [
+) -> Headers:
+    headers: Headers = [
         (topics.H_REASON, reason.encode()),
         (topics.H_DETAIL, " ".join(detail.split())[:1000].encode()),
         (topics.H_SOURCE_TOPIC, source_topic.encode()),
@@ -52,8 +53,9 @@ def dead_letter_headers(
     return headers
 
 
-def header(headers: list[tuple[str, bytes | None]] | None, name: str) -> str | None:
-    for key, value in headers or ():
+def header(headers: Headers | dict[str, str | bytes | None] | None, name: str) -> str | None:
+    items = headers.items() if isinstance(headers, dict) else (headers or ())
+    for key, value in items:
         if key == name and value is not None:
-            return value.decode("utf-8", errors="replace")
+            return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
     return None

@@ -30,13 +30,13 @@ ORDER BY c.connectornumber, p.position, dp."offset", dp.datapointid
 VERSION_SQL = 'SELECT version FROM "VtDevice".f2_registry_version'
 
 
-def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:  # type: ignore[type-arg]
+def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
     """Pure: the rows of TOPOLOGY_SQL for one MAC -> its topology (None when the MAC is not a controller)."""
     if not rows:
         return None
     controller_id = int(rows[0][0])
     connectors: set[int] = set()
-    devices: dict[tuple[int, int], tuple[tuple, list[Datapoint]]] = {}  # type: ignore[type-arg]
+    devices: dict[tuple[int, int], tuple[tuple, list[Datapoint]]] = {}
     for row in rows:
         (_, connector, position, device_id, device_name, template_id, template_name, frame_check,
          dp_id, label, encoding, offset, length, decimals, unit, min_value, max_value) = row
@@ -46,7 +46,7 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:  #
         if position is None or device_id is None:
             continue
         key = (int(connector), int(position))
-        head, points = devices.setdefault(
+        _, points = devices.setdefault(
             key, ((int(device_id), str(device_name), template_id, template_name, frame_check), [])
         )
         if dp_id is not None:

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from f2_platform.settings import ConnectionSettings
 from streaming import topics
+from streaming.kafka_records import coordinates, next_offsets
 from streaming.lag import record_lag
 from streaming.metrics import (
     BATCH_SECONDS,
@@ -207,7 +208,7 @@ class Sink:
         producer = self.dead_producer
         assert producer is not None
         for m, detail in dead:
-            headers = dead_letter_headers(DEAD_REASON, detail, m.topic(), m.partition(), m.offset(), None)
+            headers = dead_letter_headers(DEAD_REASON, detail, *coordinates(m), None)
             producer.produce(topics.DEADLETTER, key=m.key(), value=m.value(), headers=headers)
             DEAD_LETTERED.labels(DAEMON, DEAD_REASON).inc()
         # The dead letters must be durable before the offsets that skip their records are committed.
@@ -216,11 +217,7 @@ class Sink:
 
     def _commit(self, batch: list[Message]) -> None:
         assert self.consumer is not None
-        nxt: dict[tuple[str, int], int] = {}
-        for m in batch:
-            key = (m.topic(), m.partition())
-            nxt[key] = max(nxt.get(key, -1), m.offset() + 1)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
+        offsets = next_offsets(batch)
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:

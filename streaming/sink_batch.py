@@ -63,7 +63,9 @@ def parse_record(value: bytes | None) -> Row:
     try:
         ts, device_id, datapoint_id, val = data["timestamp"], data["device_id"], data["datapoint_id"], data["value"]
     except KeyError as exc:
-        raise RecordError(f"field {exc.args[0]!r} missing; expected timestamp, device_id, datapoint_id, value") from None
+        raise RecordError(
+            f"field {exc.args[0]!r} missing; expected timestamp, device_id, datapoint_id, value"
+        ) from None
     if not isinstance(ts, str):
         raise RecordError("timestamp is not a string; expected RFC 3339 UTC")
     try:

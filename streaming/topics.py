@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 RAW = "f2.raw"
@@ -40,18 +41,21 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 
 def ensure_topics(
-    kafka_config: dict[str, str], partitions: int, replication_factor: int = 1, timeout: float = 30.0
+    kafka_config: Mapping[str, str], partitions: int, replication_factor: int = 1, timeout: float = 30.0
 ) -> list[str]:
     """Create whichever platform topics are missing; returns the names created."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(kafka_config)
+    admin = AdminClient(dict(kafka_config))
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [spec for spec in TOPICS if spec.name not in existing]
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(spec.name, num_partitions=partitions, replication_factor=replication_factor, config=spec.config) for spec in missing],
+        [
+            NewTopic(spec.name, num_partitions=partitions, replication_factor=replication_factor, config=spec.config)
+            for spec in missing
+        ],
         operation_timeout=timeout,
     )
     created = []

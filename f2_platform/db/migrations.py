@@ -94,7 +94,7 @@ def migrate(dsn: str, target: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
                     continue
                 try:
                     with conn.transaction():
-                        conn.execute(migration.sql)  # type: ignore[arg-type]
+                        conn.execute(migration.sql)
                         conn.execute(
                             "INSERT INTO f2_schema_migrations (target, version, name, checksum) "
                             "VALUES (%s, %s, %s, %s)",
@@ -123,7 +123,7 @@ def apply_grants(dsn: str, path: Path = GRANTS) -> bool:
             return False
         try:
             with conn.transaction():
-                conn.execute(path.read_text())  # type: ignore[arg-type]
+                conn.execute(path.read_text())
         except psycopg.Error as exc:
             raise MigrationError(f"{path.name} failed and was rolled back: {str(exc).strip()}") from exc
     return True

@@ -16,11 +16,11 @@ from f2_platform.registry.sample import (
     claiming_code,
 )
 
-S = '"VtDevice"'
+S = '"VtDevice"'  # a constant schema name, never input: the f-strings below are not injectable
 
 
 def _one(conn: psycopg.Connection, sql: str, params: Sequence[object]) -> int | None:
-    row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(sql, params).fetchone()
     return None if row is None else int(row[0])
 
 
@@ -37,7 +37,9 @@ def upsert_device_types(conn: psycopg.Connection) -> dict[str, int]:
     return {k: v for k, v in ids.items() if v is not None}
 
 
-def upsert_templates(conn: psycopg.Connection, templates: Iterable[TemplateSpec], types: dict[str, int]) -> dict[str, int]:
+def upsert_templates(
+    conn: psycopg.Connection, templates: Iterable[TemplateSpec], types: dict[str, int]
+) -> dict[str, int]:
     ids: dict[str, int] = {}
     for t in templates:
         template_id = _one(
@@ -53,14 +55,26 @@ def upsert_templates(conn: psycopg.Connection, templates: Iterable[TemplateSpec]
         ids[t.name] = template_id
         for dp in t.datapoints:
             conn.execute(
-                f"INSERT INTO {S}.datapoints (devicetemplateid, label, \"offset\", length, dataencoding, append, "
+                f'INSERT INTO {S}.datapoints (devicetemplateid, label, "offset", length, dataencoding, append, '
                 "decimals, wholenumber, realtimechart, historicalchart, min_value, max_value) "
                 "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (devicetemplateid, label) DO UPDATE SET "
-                "\"offset\" = EXCLUDED.\"offset\", length = EXCLUDED.length, dataencoding = EXCLUDED.dataencoding, "
+                '"offset" = EXCLUDED."offset", length = EXCLUDED.length, dataencoding = EXCLUDED.dataencoding, '
                 "append = EXCLUDED.append, decimals = EXCLUDED.decimals, wholenumber = EXCLUDED.wholenumber, "
                 "min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value",
-                (template_id, dp.label, dp.offset, dp.length, dp.encoding, dp.unit or None, dp.decimals,
-                 dp.decimals == 0, dp.encoding != "Bool", True, dp.min_value, dp.max_value),
+                (
+                    template_id,
+                    dp.label,
+                    dp.offset,
+                    dp.length,
+                    dp.encoding,
+                    dp.unit or None,
+                    dp.decimals,
+                    dp.decimals == 0,
+                    dp.encoding != "Bool",
+                    True,
+                    dp.min_value,
+                    dp.max_value,
+                ),
             )
         labels = [dp.label for dp in t.datapoints]
         conn.execute(
@@ -127,10 +141,7 @@ def seed_fleet(
 ) -> dict[tuple[str, int, int], int]:
     types = upsert_device_types(conn)
     templates = upsert_templates(conn, TEMPLATES, types)
-    controller_ids = {
-        mac: upsert_controller(conn, name, mac, templates["F2 Controller"]) for name, mac in controllers
-    }
+    controller_ids = {mac: upsert_controller(conn, name, mac, templates["F2 Controller"]) for name, mac in controllers}
     return {
-        (w.mac, w.connector, w.position): wire(conn, w, controller_ids[w.mac], templates[w.template])
-        for w in wiring
+        (w.mac, w.connector, w.position): wire(conn, w, controller_ids[w.mac], templates[w.template]) for w in wiring
     }

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from f2_platform.settings import ConnectionSettings, StackSettings
 from f2_platform.stack.layout import StackLayout

@@ -39,7 +39,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     import random
 
     for _ in range(1000):
-        port = random.randint(20000, 32000)  # noqa: S311 - not security relevant
+        port = random.randint(20000, 32000)
         if port not in _issued and port_is_free(host, port):
             _issued.add(port)
             return port
@@ -89,7 +89,7 @@ def spawn(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argv built from settings, no shell
+            proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
