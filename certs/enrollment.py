@@ -47,8 +47,8 @@ from certs.authority import CertificateAuthority
 from certs.enrollment_rules import (
     ENROLL_PATH,
     HEALTH_PATH,
-    METRICS_PATH,
     MAX_BODY_BYTES,
+    METRICS_PATH,
     EnrollRequest,
     Refusal,
     bad_request,

@@ -63,8 +63,11 @@ def test_every_vector_lands_exactly_as_expected(migrated: ConnectionSettings, pi
         body = json.dumps(case["payload"]).encode()
         return [h for _, v, h in dead.records if v == body and h.get(topics.H_MQTT_TOPIC) == case["topic"]]
 
-    wait_for(lambda: all(matching(c) for c in dead_cases) or not dead.poll(1.0) and False, 60,
-             what="the vectors' dead letters")
+    def all_dead_letters_read() -> bool:
+        dead.poll(1.0)
+        return all(matching(c) for c in dead_cases)
+
+    wait_for(all_dead_letters_read, 60, what="the vectors' dead letters")
     dead.poll(3.0)  # anything duplicated would arrive meanwhile
     for case in dead_cases:
         found = matching(case)
