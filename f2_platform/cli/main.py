@@ -33,11 +33,12 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from certs.cli import certs_group
     from f2_platform.cli.daemons import bridge, processor, simulate, sink
+    from f2_platform.cli.dagster import dagster_group
     from f2_platform.cli.db import db
     from f2_platform.cli.demo import demo
     from f2_platform.cli.stack import stack
 
-    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo):
+    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo, dagster_group):
         cli.add_command(command)
 
 

@@ -117,7 +117,8 @@ _DAILY_CAGG = sql.SQL(
     "sum(sample_count)::bigint AS sample_count, "
     "first(first_value, bucket) AS first_value, last(last_value, bucket) AS last_value, "
     "CASE WHEN sum(sample_count) > 1 THEN sqrt(greatest(0.0, ("
-    "sum((sample_count - 1) * coalesce(stddev_value * stddev_value, 0.0) + sample_count * avg_value * avg_value)"
+    "sum((sample_count - 1) * coalesce(stddev_value * stddev_value, 0.0) "
+    "+ sample_count * avg_value * avg_value)"
     " - sum(avg_value * sample_count) * sum(avg_value * sample_count) / sum(sample_count)::double precision"
     ") / (sum(sample_count) - 1)::double precision)) END AS stddev_value "
     "FROM {source} "
@@ -167,12 +168,12 @@ INVALIDATIONS_IN_WINDOW = (
     "WHERE aggregate = %(aggregate)s AND bucket >= %(start)s AND bucket < %(end)s"
 )
 CONSUME_INVALIDATIONS_IN_WINDOW = (
-    "DELETE FROM aggregate_invalidations "
-    "WHERE aggregate = %(aggregate)s AND bucket >= %(start)s AND bucket < %(end)s"
+    "DELETE FROM aggregate_invalidations WHERE aggregate = %(aggregate)s AND bucket >= %(start)s AND bucket < %(end)s"
 )
 CONSUME_INVALIDATIONS_SEEN = (
     "DELETE FROM aggregate_invalidations "
-    "WHERE aggregate = %(aggregate)s AND bucket >= %(start)s AND bucket < %(end)s AND xact::text = ANY(%(xacts)s)"
+    "WHERE aggregate = %(aggregate)s AND bucket >= %(start)s AND bucket < %(end)s "
+    "AND xact::text = ANY(%(xacts)s)"
 )
 # Per window still to recompute: a digest of the transactions that wrote into it, so the sensor asks again
 # exactly when a new transaction wrote after its last request.

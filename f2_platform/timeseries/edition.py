@@ -24,7 +24,8 @@ class Edition(StrEnum):
 
 APACHE_LIMITATION = (
     "TimescaleDB runs the Apache edition (timescaledb.license = 'apache'), which has no compression and no "
-    "continuous aggregates; set timescaledb.license = 'timescale' on a server with the community build to get them"
+    "continuous aggregates; set timescaledb.license = 'timescale' on a server with the community build "
+    "to get them"
 )
 
 

@@ -28,7 +28,8 @@ DROP_CHUNKS = "SELECT drop_chunks(%(name)s::regclass, older_than => %(cutoff)s::
 RECORD_WATERMARK = """
 INSERT INTO f2_retention_watermarks (hypertable, dropped_before) VALUES (%(name)s, %(dropped_before)s)
 ON CONFLICT (hypertable) DO UPDATE
-SET dropped_before = greatest(f2_retention_watermarks.dropped_before, EXCLUDED.dropped_before), updated_at = now()
+SET dropped_before = greatest(f2_retention_watermarks.dropped_before, EXCLUDED.dropped_before),
+    updated_at = now()
 """
 # Windows whose readings are gone can never be recomputed: their invalidations would wait forever.
 PRUNE_INVALIDATIONS = "DELETE FROM aggregate_invalidations WHERE bucket < %(before)s"
@@ -51,7 +52,8 @@ COMPRESSIBLE_CHUNKS = (
 )
 COMPRESS_CHUNK = "SELECT compress_chunk(%(chunk)s::regclass, if_not_compressed => true)"
 COMPRESSION_STATS = (
-    "SELECT coalesce(sum(before_compression_total_bytes), 0), coalesce(sum(after_compression_total_bytes), 0), "
+    "SELECT coalesce(sum(before_compression_total_bytes), 0), "
+    "coalesce(sum(after_compression_total_bytes), 0), "
     "coalesce(sum(number_compressed_chunks), 0) FROM hypertable_compression_stats(%(name)s::regclass)"
 )
 HYPERTABLE_BYTES = "SELECT hypertable_size(%(name)s::regclass)"

@@ -1,0 +1,60 @@
+"""Reads the raw topic's records of a time window, located by timestamp (offsets_for_times)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from confluent_kafka import Message, TopicPartition
+
+from f2_platform.defs.resources import KafkaAdminResource
+from streaming import topics
+
+READER_GROUP = "f2-dagster-reprocess"
+
+
+def read_raw_since(
+    kafka: KafkaAdminResource, since: datetime, batch_size: int = 5000, timeout_s: float = 30.0
+) -> Iterator[list[Message]]:
+    """Batches of raw records received at or after `since`, up to the end each partition had at the start.
+
+    Kafka timestamps are when the bridge received a record, never before the device stamped it (up to
+    clock skew), so nothing of the window lies before `since`. Records arriving late (buffers flushed days
+    later) sit anywhere after it: everything from `since` to the end is read and the caller filters by
+    the device timestamp. The end is fixed up front, so new traffic never prolongs a run.
+    """
+    ends = kafka.end_offsets(topics.RAW, committed_only=False)
+    with kafka.consumer(READER_GROUP, **{"isolation.level": "read_uncommitted"}) as consumer:
+        since_ms = int(since.timestamp() * 1000)
+        located = consumer.offsets_for_times([TopicPartition(topics.RAW, p, since_ms) for p in ends], timeout=timeout_s)
+        # offset -1: no record at or after `since` in that partition.
+        start = {tp.partition: tp.offset for tp in located if 0 <= tp.offset < ends[tp.partition]}
+        if not start:
+            return
+        consumer.assign([TopicPartition(topics.RAW, p, o) for p, o in start.items()])
+        remaining = {p: ends[p] for p in start}
+        idle_polls = 0
+        while remaining:
+            batch = consumer.consume(batch_size, timeout=1.0)
+            if not batch:
+                idle_polls += 1
+                if idle_polls * 1.0 >= timeout_s:
+                    raise TimeoutError(
+                        f"no raw records for {timeout_s:.0f} s while partitions {sorted(remaining)} "
+                        "still had some "
+                        "to read; is Kafka reachable?"
+                    )
+                continue
+            idle_polls = 0
+            records = []
+            for message in batch:
+                if message.error() is not None:
+                    continue
+                partition, offset = message.partition(), message.offset()
+                if partition not in remaining or offset is None or offset >= remaining[partition]:
+                    continue
+                records.append(message)
+                if offset + 1 >= remaining[partition]:
+                    del remaining[partition]
+            if records:
+                yield records

@@ -1,0 +1,34 @@
+"""Where the code location runs: `local` (a laptop with `f2 stack`), `ci` or `prod`.
+
+The one place that decides what differs between them:
+- connection settings: locally the environment first and the local stack for whatever it leaves unset
+  (`resolve_connections`); in CI and production only the environment (`ConnectionSettings`), so a
+  missing variable fails loudly instead of silently pointing at a laptop stack;
+- whether schedules and sensors start running when the code location loads.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from f2_platform.settings import ConnectionSettings, DagsterSettings
+
+Environment = Literal["local", "ci", "prod"]
+
+
+def get_environment() -> Environment:
+    return DagsterSettings().environment
+
+
+def connection_settings(environment: Environment | None = None) -> ConnectionSettings:
+    """The F2_* connection settings of CONTRACTS.md as this environment resolves them."""
+    if (environment or get_environment()) == "local":
+        from f2_platform.connections import resolve_connections
+
+        return resolve_connections()
+    return ConnectionSettings()
+
+
+def automation_runs_by_default(environment: Environment | None = None) -> bool:
+    """Whether schedules and sensors start RUNNING: never in CI, where nothing should launch on its own."""
+    return (environment or get_environment()) != "ci"
