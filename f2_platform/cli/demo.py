@@ -62,7 +62,7 @@ def up(without_dagster: bool) -> None:
 The F2 platform is running. Where to look:
   readings:   psql "$F2_TIMESERIES_DSN" -c 'TABLE latest_values'   (after: eval "$(f2 stack env)")
   metrics:    http://127.0.0.1:9101/metrics (bridge), :9102 (processor), :9103 (sink); /healthz on each
-  Dagster UI: http://127.0.0.1:3000 (assets, checks, schedules){"  [not started]" if without_dagster else ""}
+  Dagster UI: http://127.0.0.1:3000 (assets, checks, schedules; answers once the code location loaded, ~1 min){"  [not started]" if without_dagster else ""}
   logs:       {stack.layout.logs}/
   endpoints:  eval "$(f2 stack env)"   (MQTT {s.host}:{s.mqtt_port}, Kafka {stack.kafka.bootstrap})
 Stop with: make stop   (f2 demo down; data stays for the next make demo)""")
