@@ -89,14 +89,13 @@ def test_dockerignore_lets_through_only_what_the_image_runs() -> None:
         "certs",
         "sql",
         "deploy/docker",
-        "deploy/sql",
     ):
         assert needed in allowed, f"{needed} must be in the build context"
     for path in (
         "deploy/docker/entrypoint.sh",
         "deploy/docker/healthcheck.py",
         "deploy/docker/f2_init.py",
-        "deploy/sql/grants.sql",
+        "sql/grants.sql",
     ):
         assert (REPO / path).exists(), path
     assert not {".venv", ".cache", ".state", "tests"} & allowed
