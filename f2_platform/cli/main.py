@@ -36,9 +36,10 @@ def _register() -> None:
     from f2_platform.cli.dagster import dagster_group
     from f2_platform.cli.db import db
     from f2_platform.cli.demo import demo
+    from f2_platform.cli.report import report
     from f2_platform.cli.stack import stack
 
-    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo, dagster_group):
+    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo, dagster_group, report):
         cli.add_command(command)
 
 

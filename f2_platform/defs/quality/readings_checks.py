@@ -1,0 +1,71 @@
+"""Asset checks on recent readings (decoded_data, the last F2_QUALITY_RECENT_WINDOW_S seconds), scheduled
+hourly: the same concerns as the aggregates' checks, on what the sink wrote most recently. Readings are
+validated in full here (types, non-null, finite, one row per key, not from the future)."""
+
+# No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
+from collections.abc import Callable
+from datetime import timedelta
+
+import dagster as dg
+
+from f2_platform.defs.asset_keys import DECODED_DATA
+from f2_platform.defs.quality.results import alert_if_blocking_failed, check_result
+from f2_platform.defs.resources import RegistryResource, TimescaleResource
+from f2_platform.environment import automation_runs_by_default
+from f2_platform.quality import checks as c
+from f2_platform.quality.evaluation import WindowEvaluation
+from f2_platform.quality.fleet import load_fleet
+from f2_platform.quality.settings import QualitySettings
+from f2_platform.quality.window import CheckWindow
+
+Run = Callable[[WindowEvaluation], c.CheckOutcome]
+
+_RUNS: dict[c.Concern, Run] = {
+    c.READINGS: lambda ev: ev.readings(full=True),
+    c.PLAUSIBILITY: WindowEvaluation.plausibility,
+    c.COMPLETENESS: WindowEvaluation.completeness,
+    c.GAPS: WindowEvaluation.gaps,
+    c.STUCK: WindowEvaluation.stuck,
+    c.FRESHNESS: WindowEvaluation.freshness,
+}
+
+
+def _recent_check(concern: c.Concern, run: Run) -> dg.AssetChecksDefinition:
+    blocking = concern.severity is c.Severity.ERROR
+
+    @dg.asset_check(
+        asset=DECODED_DATA,
+        name=concern.name,
+        description=f"{concern.title}, over recent readings ({concern.severity.value}).",
+        blocking=blocking,
+        metadata={"severity": concern.severity.value},
+    )
+    def _readings_check(
+        context: dg.AssetCheckExecutionContext, timescale: TimescaleResource, registry: RegistryResource
+    ) -> dg.AssetCheckResult:
+        settings = QualitySettings()
+        window = CheckWindow.recent(timedelta(seconds=settings.recent_window_s))
+        evaluation = WindowEvaluation(timescale, load_fleet(registry.fetch_all), window, settings)
+        outcome = run(evaluation)
+        alert_if_blocking_failed(context, outcome, window, settings)
+        return check_result(outcome, window, settings)
+
+    return _readings_check
+
+
+READINGS_CHECKS = tuple(_recent_check(concern, run) for concern, run in _RUNS.items())
+
+recent_readings_checks_job = dg.define_asset_job(
+    "recent_readings_checks_job",
+    selection=dg.AssetSelection.checks_for_assets(DECODED_DATA),
+    description="The data-quality checks on the most recent readings.",
+)
+recent_readings_checks_schedule = dg.ScheduleDefinition(
+    name="recent_readings_checks_schedule",
+    job=recent_readings_checks_job,
+    cron_schedule="15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING
+    if automation_runs_by_default()
+    else dg.DefaultScheduleStatus.STOPPED,
+)

@@ -1,0 +1,80 @@
+"""Settings of the data-quality checks, reports and alerts (the only place in f2_platform.quality that reads
+the environment; endpoints of the databases and Kafka come from ConnectionSettings).
+
+- `F2_QUALITY_*` (QualitySettings): thresholds of the checks and where reports are written.
+- `F2_ALERT_*` (AlertSettings): the webhook alerts are posted to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class QualitySettings(BaseSettings):
+    """Thresholds of the data-quality rules. Intervals are multiples of a template's expected interval."""
+
+    model_config = SettingsConfigDict(env_prefix="F2_QUALITY_", extra="ignore")
+
+    # A reading stamped later than the check's reference time plus this is "from the future" (device clock).
+    future_tolerance_s: int = Field(300, ge=0)
+    # Silent: no reading for longer than this many expected intervals.
+    silent_after_intervals: int = Field(10, ge=2)
+    # Gap: two consecutive readings of a device further apart than this many expected intervals.
+    gap_after_intervals: int = Field(10, ge=2)
+    # Completeness: share of expected frames present in an hour, below which the hour is reported.
+    min_completeness: float = Field(0.9, gt=0, le=1)
+    # Stuck: one value, unchanged, for at least this long and this many readings.
+    stuck_after_s: int = Field(7200, gt=0)
+    stuck_min_samples: int = Field(20, ge=2)
+    # Datapoints that legitimately stay flat for hours (a battery level, an energy counter at rest).
+    stuck_exempt_labels: Annotated[list[str], NoDecode] = ["Battery", "Energy"]
+    # Freshness looks this far back for a device's last reading; older devices are "no data", not silent.
+    freshness_lookback_days: int = Field(30, gt=0)
+    # Checks on recent readings (decoded_data) cover this much time before now.
+    recent_window_s: int = Field(3 * 3600, gt=0)
+    # Failing rows shown in a check's metadata and in a report table.
+    sample_rows: int = Field(20, gt=0)
+    # Where the daily reports go (default: <F2_STATE_DIR>/reports/data-quality).
+    report_dir: Path | None = None
+
+    @field_validator("stuck_exempt_labels", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class AlertSettings(BaseSettings):
+    """Alerts: a failed blocking check or a device falling silent. Without a URL they are only logged."""
+
+    model_config = SettingsConfigDict(env_prefix="F2_ALERT_", extra="ignore")
+
+    webhook_url: str | None = None
+    timeout_s: float = Field(5.0, gt=0)
+    attempts: int = Field(2, ge=1)
+
+
+class DbtSettings(BaseSettings):
+    """The dbt project's connection (read by dbt/profiles.yml as F2_DBT_* environment variables).
+
+    Unset pieces are derived from F2_TIMESERIES_DSN when the code location runs dbt, so a deployment that
+    sets the contract's DSN needs nothing more; set them to point the analytics elsewhere (another role).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="F2_DBT_", extra="ignore")
+
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+    dbname: str | None = None
+    sslmode: str | None = None
+    schema_name: str = Field("f2_analytics", validation_alias="F2_DBT_SCHEMA")
+    threads: int = Field(4, gt=0)
+    # Where `dbt parse` writes the manifest the code location loads (default: dbt/target in the repository).
+    target_dir: Path | None = None
