@@ -32,6 +32,7 @@ def cli(ctx: click.Context) -> None:
 
 def _register() -> None:
     from certs.cli import certs_group
+    from f2_platform.cli.bench import bench
     from f2_platform.cli.daemons import bridge, processor, simulate, sink
     from f2_platform.cli.dagster import dagster_group
     from f2_platform.cli.db import db
@@ -39,7 +40,7 @@ def _register() -> None:
     from f2_platform.cli.report import report
     from f2_platform.cli.stack import stack
 
-    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo, dagster_group, report):
+    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo, dagster_group, report, bench):
         cli.add_command(command)
 
 

@@ -326,6 +326,14 @@ class Redis(Service):
             return False
 
 
+def kraft_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID) that cannot be read as a command-line option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka(Service):
     name = "kafka"
     port_setting = "F2_STACK_KAFKA_PORT"
@@ -418,7 +426,7 @@ class Kafka(Service):
             "logger.server.name = kafka.server.KafkaServer\nlogger.server.level = INFO\n"
         )
         if not (self.dir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = kraft_cluster_id()
             result = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
                            "-c", str(self.dir / "server.properties"),

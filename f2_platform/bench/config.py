@@ -1,0 +1,85 @@
+"""What a bench run measures and the targets it reports against (the performance issue)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from f2_platform.settings import REPO_ROOT
+
+BRIDGE, PROCESSOR, SINK, E2E, REFERENCES = "bridge", "processor", "sink", "e2e", "references"
+ALL_STAGES: tuple[str, ...] = (REFERENCES, BRIDGE, PROCESSOR, SINK, E2E)
+DEFAULT_OUTPUT_DIR = REPO_ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One number of the issue: `value <op> threshold` passes."""
+
+    threshold: float
+    op: str  # ">=" or "<="
+    text: str
+
+    def check(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        return value >= self.threshold if self.op == ">=" else value <= self.threshold
+
+
+# Targets on the reference 2-core machine, everything on one host (issue "Performance").
+TARGETS: dict[str, Target] = {
+    "bridge_msgs_per_s_per_process": Target(20_000, ">=", ">= 20,000 msg/s per process"),
+    "processor_frames_per_s": Target(40_000, ">=", ">= 40,000 frames/s"),
+    "sink_rows_per_s": Target(100_000, ">=", ">= 100,000 rows/s"),
+    "sink_share_of_copy_reference": Target(0.60, ">=", ">= 60% of COPY+upsert"),
+    "e2e_frames_per_s": Target(10_000, ">=", ">= 10,000 frames/s for 60 s, nothing lost"),
+    "e2e_p99_at_50pct_s": Target(1.0, "<=", "p99 <= 1 s at 50% of max"),
+    "daemon_peak_rss_mb": Target(300, "<=", "<= 300 MB"),
+}
+# The end-to-end target is "sustained for 60 s": a shorter window cannot pass it.
+E2E_SUSTAIN_S = 60.0
+
+
+@dataclass
+class BenchConfig:
+    duration_s: float = 60.0
+    warmup_s: float = 10.0
+    stages: tuple[str, ...] = ALL_STAGES
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+    use_running_stack: bool = False
+    # Generated controllers of the bench fleet (each: two ENV-S1, a PM-100, a PS-1 and a DS-2, like
+    # `f2 simulate --controllers`); the load generators drive its four frame sensors.
+    controllers: int = 1000
+    publishers: int = 2  # load generator processes (MQTT)
+    bridges: int = 1
+    processors: int = 1
+    sinks: int = 1
+    # Offered load of the latency runs, as fractions of the sustained end-to-end maximum.
+    levels: tuple[float, ...] = (0.25, 0.5, 0.9)
+    # Pre-filled topics hold `prefill_scale * target * (warm-up + duration)` records, so a stage that
+    # meets its target never runs dry; a stage that drains its topic anyway is flagged.
+    prefill_scale: float = 1.25
+    # Frames the closed-loop generators keep in flight beyond what the sink has committed.
+    backlog_frames: int = 30_000
+    # Records of the sink's batches in the COPY references (the sink's own default batch size).
+    reference_batch_rows: int = 10_000
+    naive_batch_rows: int = 1_000
+    profile: bool = False
+    profile_rate_hz: int = 100
+    kafka_partitions: int | None = None  # None: the stack's default
+    sample_interval_s: float = 0.5
+    drain_timeout_s: float = 180.0
+    # Allow moving the daemons' consumer groups past unconsumed records of a running stack.
+    force: bool = False
+
+    def validate(self) -> None:
+        unknown = [s for s in self.stages if s not in ALL_STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(ALL_STAGES)}")
+        if self.duration_s <= 0 or self.warmup_s < 0:
+            raise ValueError("duration must be positive and warm-up not negative")
+        if not all(0 < level <= 1.5 for level in self.levels):
+            raise ValueError("levels are fractions of the sustained maximum, e.g. 0.25,0.5,0.9")
+        for name in ("controllers", "publishers", "bridges", "processors", "sinks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")

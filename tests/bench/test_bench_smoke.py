@@ -1,0 +1,80 @@
+"""`f2 bench` for real, in miniature: every stage runs its real daemons against the session stack for a couple
+of seconds; the result has the reported structure, every count reconciles, and the files are written.
+
+The numbers themselves are not checked: targets are reported by `f2 bench`, never asserted in timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from f2_platform.bench.config import ALL_STAGES, BenchConfig
+from f2_platform.bench.report import JSON_NAME, LATENCY_PNG, MARKDOWN_NAME, THROUGHPUT_PNG
+from f2_platform.bench.runner import run_bench
+
+pytestmark = [pytest.mark.integration]
+
+
+def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
+    config = BenchConfig(
+        duration_s=2.0,
+        warmup_s=1.0,
+        output_dir=tmp_path,
+        controllers=20,
+        publishers=1,
+        levels=(0.5,),
+        prefill_scale=0.15,
+        backlog_frames=3000,
+        drain_timeout_s=60,
+        sample_interval_s=0.25,
+        # The session stack may hold records other tests left unread: the bench may skip them.
+        force=True,
+    )
+    result = run_bench(config, say=print, stack=stack)
+
+    assert [s.name for s in result.stages] == list(ALL_STAGES)
+    for stage in result.stages:
+        assert stage.error is None, f"{stage.name}: {stage.error}"
+        assert stage.measures, stage.name
+        primary = stage.measures[0]
+        assert primary.value is not None and primary.value > 0, (stage.name, primary)
+        for rec in stage.reconciliations.values():
+            assert rec.ok, f"{stage.name}: {rec}"
+        assert any(p.role in ("bench", "daemon") and p.cpu_s > 0 for p in stage.processes), stage.name
+
+    for name, unit in (("bridge", "messages"), ("processor", "frames"), ("sink", "rows"), ("e2e", "frames")):
+        measured = result.stage(name)
+        assert measured is not None and measured.unit == unit
+        assert measured.reconciliations, f"{name} reconciled nothing"
+        daemons = [p for p in measured.processes if p.role == "daemon"]
+        assert daemons and all(p.peak_rss_mb > 0 and p.cpu_s_per_1000 is not None for p in daemons), name
+        assert all(p.rss_target and p.rss_passed is not None for p in daemons), name
+        assert measured.timeseries and any(measured.timeseries.values()), name
+    bridge = result.stage("bridge")
+    assert bridge is not None and any(p.role == "generator" for p in bridge.processes)
+
+    e2e = result.stage("e2e")
+    assert e2e is not None and len(e2e.latency) == 1
+    lat = e2e.latency[0]
+    assert lat.samples > 0 and lat.p50_s is not None and lat.p99_s is not None and lat.p50_s <= lat.p99_s
+    assert lat.reconciliation is not None and lat.reconciliation.ok, lat.reconciliation
+    sustained = e2e.measure("sustained frames/s, MQTT -> committed rows")
+    assert sustained is not None and sustained.target and sustained.passed is False  # 2 s is not 60 s
+    assert "naive stage" in sustained.ratios
+
+    sink = result.stage("sink")
+    assert sink is not None
+    assert {"COPY+upsert", "naive stage"} <= set(sink.measures[0].ratios)
+    assert sink.measure("share of the COPY+upsert reference") is not None
+
+    data = json.loads((tmp_path / JSON_NAME).read_text())
+    assert data["machine"]["logical_cores"] >= 1 and data["machine"]["memory_gb"] > 0
+    assert [s["name"] for s in data["stages"]] == list(ALL_STAGES)
+    table = (tmp_path / MARKDOWN_NAME).read_text()
+    for stage_name in ALL_STAGES:
+        assert f"| {stage_name} |" in table
+    assert "cores" in table and "GB memory" in table
+    for chart in (THROUGHPUT_PNG, LATENCY_PNG):
+        assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
