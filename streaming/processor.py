@@ -34,7 +34,7 @@ from streaming.metrics import (
 )
 from streaming.mqtt_topic import parse_topic
 from streaming.payload import parse_payload, redact_reader_payload
-from streaming.records import dead_letter_headers, header, reading_key, reading_value
+from streaming.records import dead_letter_headers, encode_readings, header
 from streaming.registry_store import RegistryListener, RegistryStore
 from streaming.settings import ProcessorSettings
 from streaming.supervisor import Watchdog
@@ -163,8 +163,12 @@ class Processor:
         assert producer is not None and self.consumer is not None
         producer.begin_transaction()
         try:
+            latest: dict[bytes, bytes] = {}
             for key, value in outputs.readings:
                 self._produce(topics.DECODED, key, value)
+                latest[key] = value
+            # The compacted topic keeps one value per key: the batch's last one is all it needs.
+            for key, value in latest.items():
                 self._produce(topics.LATEST, key, value)
             for dead_key, dead_value, headers, _ in outputs.dead:
                 self._produce(topics.DEADLETTER, dead_key, dead_value, headers)
@@ -213,7 +217,7 @@ class Processor:
                 device = controller.resolve(topic.connector, topic.position)
                 decoded = decode_message(topic, payload, device)
                 try:
-                    readings.extend([(reading_key(r), reading_value(r)) for r in decoded])
+                    readings.extend(encode_readings(decoded))
                 except ValueError as exc:
                     # A Float32 NaN or infinity: not a reading, and not representable in the decoded contract.
                     raise DecodeError("malformed-payload", f"the frame decodes to a non-finite value ({exc}); "

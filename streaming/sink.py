@@ -34,7 +34,16 @@ from streaming.metrics import (
 from streaming.records import dead_letter_headers
 from streaming.runloop import STOP
 from streaming.settings import SinkSettings
-from streaming.sink_batch import COPY_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL, RecordError, Row, parse_record
+from streaming.sink_batch import (
+    COPY_SQL,
+    LATEST_SQL,
+    STAGING_DDL,
+    UPSERT_SQL,
+    RecordError,
+    Row,
+    copy_text,
+    parse_record,
+)
 
 log = logging.getLogger("f2.sink")
 DAEMON = "sink"
@@ -181,8 +190,7 @@ class Sink:
         try:
             with db.transaction():
                 with db.cursor() as cur, cur.copy(COPY_SQL) as copy:
-                    for _, row in rows:
-                        copy.write_row(row.copy_line())
+                    copy.write(copy_text(row for _, row in rows))
                 db.execute(UPSERT_SQL)
                 db.execute(LATEST_SQL)
             self._db_ok = True

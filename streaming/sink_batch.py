@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
+
+import orjson
 
 # PostgreSQL's timestamptz range is far wider, but readings outside these years are device clock garbage
 # that the database would store; anything it cannot store at all is caught by the bisecting retry.
@@ -40,24 +42,29 @@ class RecordError(ValueError):
     """A decoded record whose content cannot become a row (dead-letter it, keep its batch-mates)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     timestamp: str
     device_id: int
     datapoint_id: int
     value: float
 
-    def copy_line(self) -> tuple[str, int, int, float]:
-        return (self.timestamp, self.device_id, self.datapoint_id, self.value)
+
+def copy_text(rows: Iterable[Row]) -> bytes:
+    """COPY's text format for validated rows, built in one piece (one write per batch, not one per row).
+
+    Safe without escaping: timestamps passed datetime.fromisoformat (no tabs, newlines or backslashes),
+    ids are ints and values finite floats.
+    """
+    return "".join([f"{r.timestamp}\t{r.device_id}\t{r.datapoint_id}\t{r.value!r}\n" for r in rows]).encode()
 
 
 def parse_record(value: bytes | None) -> Row:
     if value is None:
         raise RecordError("empty record value; expected the decoded-reading JSON object")
     try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"not JSON ({exc.__class__.__name__}); expected the decoded-reading object") from exc
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError("not JSON (or not UTF-8); expected the decoded-reading object") from exc
     if not isinstance(data, dict):
         raise RecordError("JSON value is not an object; expected {timestamp, device_id, datapoint_id, value}")
     try:
