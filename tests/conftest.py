@@ -3,59 +3,18 @@ free ports) through the same code, and torn down afterwards. Tests never touch a
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from f2_platform.settings import ConnectionSettings, StackSettings
+from f2_platform.settings import ConnectionSettings
+from f2_platform.stack.hermetic import hermetic_stack_settings, make_state_dir, stack_environment
 from f2_platform.stack.manager import Stack
-from f2_platform.stack.process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def make_state_dir(prefix: str) -> Path:
-    # Services drop to their own users (postgres, mosquitto), so the folder must be traversable by them.
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    path.chmod(0o755)
-    return path
-
-
-def hermetic_stack_settings(state_dir: Path) -> StackSettings:
-    return StackSettings(
-        state_dir=state_dir,
-        postgres_port=free_port(),
-        redis_port=free_port(),
-        mqtt_port=free_port(),
-        mqtt_tls_port=free_port(),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        enroll_port=free_port(),
-        kafka_partitions=4,
-    )
-
-
-def stack_environment(stack: Stack) -> dict[str, str]:
-    """Environment for a subprocess (`f2 ...`, a daemon) pointed at this stack."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("F2_")}
-    s = stack.settings
-    env.update(stack.env())
-    env.update({
-        "F2_STACK_POSTGRES_PORT": str(s.postgres_port),
-        "F2_STACK_REDIS_PORT": str(s.redis_port),
-        "F2_STACK_MQTT_PORT": str(s.mqtt_port),
-        "F2_STACK_MQTT_TLS_PORT": str(s.mqtt_tls_port),
-        "F2_STACK_KAFKA_PORT": str(s.kafka_port),
-        "F2_STACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-        "F2_STACK_KAFKA_PARTITIONS": str(s.kafka_partitions),
-        "F2_STACK_ENROLL_PORT": str(s.enroll_port),
-    })
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@ the test fixtures), or the running `f2 stack`; plus the environment the daemons 
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,52 +11,8 @@ from pathlib import Path
 
 from f2_platform.errors import StackError
 from f2_platform.settings import ConnectionSettings, StackSettings
+from f2_platform.stack.hermetic import hermetic_stack_settings, make_state_dir, stack_environment
 from f2_platform.stack.manager import Stack
-from f2_platform.stack.process import free_port
-
-
-def make_state_dir(prefix: str) -> Path:
-    # Services drop to their own users (postgres, mosquitto): the folder must be traversable by them.
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    path.chmod(0o755)
-    return path
-
-
-def hermetic_stack_settings(state_dir: Path, partitions: int | None = None) -> StackSettings:
-    return StackSettings(
-        state_dir=state_dir,
-        postgres_port=free_port(),
-        redis_port=free_port(),
-        mqtt_port=free_port(),
-        mqtt_tls_port=free_port(),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        kafka_partitions=partitions or int(StackSettings.model_fields["kafka_partitions"].default),
-    )
-
-
-def stack_environment(stack: Stack) -> dict[str, str]:
-    """Environment for a daemon pointed at this stack (and nothing else: no inherited F2_*, no proxies)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("F2_") and k.lower() not in ("http_proxy", "https_proxy")
-    }
-    s = stack.settings
-    env.update(stack.env())
-    env.update(
-        {
-            "F2_STACK_POSTGRES_PORT": str(s.postgres_port),
-            "F2_STACK_REDIS_PORT": str(s.redis_port),
-            "F2_STACK_MQTT_PORT": str(s.mqtt_port),
-            "F2_STACK_MQTT_TLS_PORT": str(s.mqtt_tls_port),
-            "F2_STACK_KAFKA_PORT": str(s.kafka_port),
-            "F2_STACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-            "F2_STACK_KAFKA_PARTITIONS": str(s.kafka_partitions),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
 
 
 @dataclass
@@ -105,7 +59,8 @@ def bench_stack(
         yield prepare(Stack(), hermetic=False)  # the settings of `f2 stack` (environment)
         return
     state_dir = make_state_dir("f2-bench-")
-    stack = Stack(hermetic_stack_settings(state_dir, partitions))
+    default_partitions = int(StackSettings.model_fields["kafka_partitions"].default)
+    stack = Stack(hermetic_stack_settings(state_dir, partitions or default_partitions))
     try:
         stack.up(say or (lambda _: None))
         yield prepare(stack, hermetic=True)

@@ -27,8 +27,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from f2_platform.settings import ConnectionSettings
+from f2_platform.stack.hermetic import make_state_dir
 from f2_platform.stack.process import free_port, port_is_free
-from tests.conftest import make_state_dir
 
 pytestmark = pytest.mark.integration
 
