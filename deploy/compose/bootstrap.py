@@ -3,6 +3,7 @@
 
 Random passwords for every account, the DSNs and URLs built from them, Mosquitto's hashed password file,
 Kafka's JAAS file, Redis's ACL file, and the broker's PKI (CA, server certificate, CRL) through `f2 certs`.
+The PKI folder is also what the enrollment service (`enroll`) mounts read-write: it holds the CA key.
 Existing files are kept, so re-running only adds what is missing; delete a file to rotate it (and restart
 the services that use it; database role passwords are set once, when the database volume is created).
 
@@ -128,7 +129,10 @@ def write_all(out: Path, f2: list[str], mqtt_hosts: list[str]) -> list[str]:
         run([*f2, "certs", "--pki-dir", str(pki), "init"])
         s.created.append("pki/ca.crt, pki/crl.pem")
     if not (pki / "server.crt").exists():
-        hosts = [arg for host in ["mosquitto", "localhost", *mqtt_hosts] for arg in ("--host", host)]
+        # The enrollment service (`enroll`) serves the same certificate: devices reach both by the same
+        # public names, and Prometheus scrapes https://enroll:18443.
+        names = ["mosquitto", "enroll", "localhost", *mqtt_hosts]
+        hosts = [arg for host in names for arg in ("--host", host)]
         run([*f2, "certs", "--pki-dir", str(pki), "server", *hosts, "--ip", "127.0.0.1", "--broker-user", ""])
         s.created.append("pki/server.crt, pki/server.key")
     for name in ("ca.crt", "crl.pem", "server.crt", "server.key"):

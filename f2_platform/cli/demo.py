@@ -60,7 +60,7 @@ def up(without_dagster: bool) -> None:
     s = stack.settings
     click.echo(f"""
 The F2 platform is running. Where to look:
-  readings:   psql "$F2_TIMESERIES_DSN" -c 'TABLE latest_values'   (after: eval "$(f2 stack env)")
+  readings:   eval "$(f2 stack env)"; psql "$F2_TIMESERIES_DSN" -c 'TABLE latest_values'
   metrics:    http://127.0.0.1:9101/metrics (bridge), :9102 (processor), :9103 (sink); /healthz on each
   Dagster UI: http://127.0.0.1:3000 (assets, checks, schedules; answers once the code location loaded, ~1 min){"  [not started]" if without_dagster else ""}
   logs:       {stack.layout.logs}/

@@ -24,9 +24,17 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: dict[str, list[str]], alert_for: str = "1s") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        targets: dict[str, list[str]],
+        alert_for: str = "1s",
+        ca_file: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.targets = targets
+        # Replaces the tls_config CA of the HTTPS jobs (the Compose path /run/secrets/f2_ca_cert).
+        self.ca_file = ca_file
         self.alert_for = alert_for
         self.port = free_port()
         self.data = workdir / "data"
@@ -48,6 +56,8 @@ class Prometheus:
         for job in config["scrape_configs"]:
             if job["job_name"] in self.targets:
                 job["static_configs"] = [{"targets": self.targets[job["job_name"]]}]
+                if "tls_config" in job and self.ca_file is not None:
+                    job["tls_config"]["ca_file"] = str(self.ca_file)
                 jobs.append(job)
         missing = set(self.targets) - {job["job_name"] for job in jobs}
         assert not missing, f"prometheus.yml has no job {missing}"

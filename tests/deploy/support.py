@@ -25,7 +25,6 @@ PROVISION_HINT = "run scripts/provision_tools.sh (make provision calls it)"
 # need"). Rules on them stay silent until they exist; nothing else may reference an unknown metric.
 REQUESTED_METRICS = {
     "f2_controller_last_seen_timestamp_seconds",
-    "f2_certificate_expiry_timestamp_seconds",
 }
 # Series Prometheus itself adds to every scrape.
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
@@ -33,10 +32,12 @@ PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 @cache
 def exported_metric_names() -> frozenset[str]:
-    """Every series name streaming/metrics.py can export (counters' _total, histograms' _bucket...)."""
+    """Every series name streaming/metrics.py can export (counters' _total, histograms' _bucket...), and the
+    certificate-expiry gauge the enrollment service exports (certs/metrics.py)."""
+    from certs.metrics import METRIC as CERTIFICATE_EXPIRY
     from streaming.metrics import REGISTRY
 
-    return frozenset(REGISTRY._names_to_collectors)
+    return frozenset(REGISTRY._names_to_collectors) | {CERTIFICATE_EXPIRY}
 
 
 @cache
@@ -85,10 +86,12 @@ def known_series() -> set[str]:
 
 @cache
 def setting_names() -> frozenset[str]:
-    """Environment variables the platform reads through its settings classes (CONTRACTS.md), plus the few
+    """Environment variables the platform reads through its settings classes (CONTRACTS.md; F2_ENROLL_* from
+    certs/settings.py), plus the few
     read directly: F2_LOG_LEVEL (run loop) and the init job's F2_INIT_*."""
     from pydantic_settings import BaseSettings
 
+    from certs.settings import EnrollSettings
     from f2_platform.settings import ConnectionSettings, DagsterSettings, StackSettings
     from streaming.settings import BridgeSettings, ProcessorSettings, SinkSettings
 
@@ -108,6 +111,7 @@ def setting_names() -> frozenset[str]:
         BridgeSettings,
         ProcessorSettings,
         SinkSettings,
+        EnrollSettings,
     ]
     for cls in classes:
         prefix = cls.model_config.get("env_prefix", "")

@@ -28,13 +28,18 @@ from tests.deploy.support import (
 # Container ports that may be published, and what they are.
 ALLOWED_PUBLISHED = {
     ("mosquitto", 8883): "MQTT over mTLS, the devices' port",
+    # Devices enroll (POST /v1/enroll) before they have a certificate, from wherever they are, so this
+    # port is published like 8883 (on every address, TLS only); it authenticates them by claiming code.
+    ("enroll", 18443): "device enrollment over HTTPS, the devices' other port",
     ("dagster-webserver", 3000): "Dagster UI",
     ("grafana", 3000): "Grafana UI",
     ("prometheus", 9090): "Prometheus UI",
 }
 UI_SERVICES = {"dagster-webserver", "grafana", "prometheus"}
+DEVICE_SERVICES = {"mosquitto", "enroll"}
 PLATFORM_IMAGE_SERVICES = {
     "f2-init",
+    "enroll",
     "bridge",
     "processor",
     "sink",
@@ -104,6 +109,7 @@ def test_docker_compose_config_validates_the_file() -> None:
         "bridge",
         "processor",
         "sink",
+        "enroll",
         "dagster-webserver",
         "dagster-daemon",
         "dagster-code",
@@ -138,7 +144,7 @@ def test_every_service_runs_as_a_non_root_user() -> None:
         assert uid.isdigit(), f"{name}: use a numeric uid ({user})"
 
 
-def test_only_the_device_port_and_the_uis_are_published() -> None:
+def test_only_the_device_ports_and_the_uis_are_published() -> None:
     published_by = set()
     for name, service in services().items():
         for port in service.get("ports") or []:
@@ -152,7 +158,7 @@ def test_only_the_device_port_and_the_uis_are_published() -> None:
             if name in UI_SERVICES:
                 assert host_ip == "127.0.0.1", f"{name}: UIs are published on loopback by default, got {port}"
             published_by.add(name)
-    assert published_by == {"mosquitto", *UI_SERVICES}
+    assert published_by == {*DEVICE_SERVICES, *UI_SERVICES}
     # The device port is TLS-only: the plaintext internal listener is never published.
     mosquitto_conf = (COMPOSE_FILE.parent / "mosquitto" / "mosquitto.conf").read_text()
     assert re.search(r"^listener 8883\n(?:.*\n)*?require_certificate true", mosquitto_conf, re.MULTILINE)
@@ -219,6 +225,46 @@ def test_daemons_keep_stable_identities_and_health_ports() -> None:
     assert targets["f2-bridge"] == ["bridge:9101"]
     assert targets["f2-processor"] == ["processor:9102"]
     assert targets["f2-sink"] == ["sink:9103"]
+
+
+def test_enrollment_service_serves_the_shared_pki_and_is_scraped_over_https() -> None:
+    enroll = services()["enroll"]
+    command = enroll["command"]
+    assert command[:2] == ["f2", "certs"] and "serve" in command
+    assert command[command.index("--host") + 1] == "0.0.0.0", "devices reach it from outside the container"
+    pki = command[command.index("--pki-dir") + 1]
+    # The PKI bootstrap.py writes, read-write: enrolling appends to the index and takes the PKI's lock.
+    # docker-compose 1.29 prints volumes as source:target[:mode]
+    (mount,) = [str(v).split(":") for v in enroll["volumes"] if str(v).split(":")[1] == pki]
+    assert mount[0].endswith("/deploy/compose/secrets/pki")
+    assert mount[2:] in ([], ["rw"])
+    assert enroll["read_only"] is True and enroll["cap_drop"] == ["ALL"]
+    env = environment(enroll)
+    port = env["F2_ENROLL_PORT"]
+    assert [p["target"] for p in enroll["ports"]] == [int(port)]
+    check = " ".join(enroll["healthcheck"]["test"])
+    assert f"https://127.0.0.1:{port}/healthz" in check and f"{pki}/ca.crt" in check
+    assert enroll["depends_on"]["f2-init"]["condition"] == "service_completed_successfully"
+    # Prometheus scrapes it over HTTPS and verifies it with the platform CA, which Compose mounts into it.
+    prometheus = yaml.safe_load((COMPOSE_FILE.parents[1] / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "f2-enroll")
+    assert job["scheme"] == "https"
+    assert job["static_configs"][0]["targets"] == [f"enroll:{port}"]
+    ca_file = job["tls_config"]["ca_file"]
+    assert ca_file.startswith("/run/secrets/")
+    assert ca_file.removeprefix("/run/secrets/") in secret_names(services()["prometheus"])
+    assert resolved()["secrets"]["f2_ca_cert"]["file"].endswith("/secrets/pki/ca.crt")
+
+
+def test_bootstrap_certificate_names_the_enrollment_service(tmp_path) -> None:
+    """Prometheus reaches the service as `enroll`; its certificate (the CA's server.crt) must name it."""
+    from cryptography import x509
+
+    out = tmp_path / "secrets"
+    bootstrap_secrets(out)
+    cert = x509.load_pem_x509_certificate((out / "pki" / "server.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"enroll", "mosquitto", "mqtt.example.com"} <= set(names.get_values_for_type(x509.DNSName))
 
 
 def load_bootstrap():

@@ -165,6 +165,60 @@ def test_network_policies_deny_by_default_and_allow_only_what_is_needed() -> Non
         assert f"{daemon}-egress" in policies
 
 
+def test_enrollment_service_is_production_ready() -> None:
+    resource = workload("enroll")
+    assert resource["kind"] == "Deployment"
+    spec = resource["spec"]
+    # One writer of the PKI volume (index, issued certificates, the PKI's lock).
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "f2" and labels["app.kubernetes.io/component"] == "enroll"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[:2] == ["f2", "certs"] and "serve" in args
+    assert args[args.index("--host") + 1] == "0.0.0.0"
+    pki = args[args.index("--pki-dir") + 1]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes[mounts[pki]["name"]]["persistentVolumeClaim"]["claimName"]
+    find("PersistentVolumeClaim", claim)
+    assert not mounts[pki].get("readOnly")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    for name in env:
+        assert setting_of(name) in setting_names(), f"enroll: {name} is no setting of the platform"
+    (port,) = container["ports"]
+    assert port == {"name": "https", "containerPort": int(env["F2_ENROLL_PORT"]), "protocol": "TCP"}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}, probe
+    for name in ("F2_ENROLL_TLS_CERT", "F2_ENROLL_TLS_KEY", "F2_ENROLL_REGISTRY_DSN_FILE"):
+        directory, key = env[name].rsplit("/", 1)
+        secret = find("Secret", volumes[mounts[directory]["name"]]["secret"]["secretName"])
+        assert key in secret["stringData"], f"enroll: {name} points nowhere"
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    pdb = find("PodDisruptionBudget", "f2-enroll")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = find("Service", "f2-enroll")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"] == [
+        {"name": "https", "port": port["containerPort"], "targetPort": "https", "protocol": "TCP"}
+    ]
+    # prometheus-kubernetes.yml: job f2-enroll keeps this Service; f2-daemons (port `metrics`) skips it.
+    assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == "f2"
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "enroll"
+    policies = {doc["metadata"]["name"]: doc for doc in all_resources() if doc["kind"] == "NetworkPolicy"}
+    assert policies["enroll-ingress"]["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": "https"}]}]
+    assert policies["enroll-egress"]["spec"]["egress"] == [{"ports": [{"protocol": "TCP", "port": 5432}]}]
+
+
 def test_secrets_hold_only_placeholders() -> None:
     secrets = [doc for doc in all_resources() if doc["kind"] == "Secret"]
     assert secrets

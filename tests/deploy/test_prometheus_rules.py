@@ -21,6 +21,8 @@ from tests.deploy.support import (
 
 RULE_FILES = ("recording_rules.yml", "alert_rules.yml")
 F2_JOBS = {"f2-bridge", "f2-processor", "f2-sink"}
+# The jobs of the certificate alerts (f2_certificate_expiry_timestamp_seconds, served by `f2 certs serve`).
+CERTIFICATE_JOBS = {"f2-enroll"}
 # The alerts issue 8 asks for, by what they watch.
 REQUIRED_ALERTS = {
     "F2ConsumerLagGrowing",  # consumer lag growing
@@ -59,14 +61,26 @@ def test_kubernetes_scrape_config(tmp_path) -> None:
     swapped for a static target and the rest (relabelling, rule files) is checked by promtool."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus-kubernetes.yml").read_text())
     assert config["rule_files"] == list(RULE_FILES)
-    (job,) = config["scrape_configs"]
-    assert job["kubernetes_sd_configs"] == [{"role": "endpoints", "namespaces": {"names": ["f2"]}}]
-    relabel = {r.get("target_label"): r for r in job["relabel_configs"]}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"f2-daemons", "f2-enroll"}
+    for job in jobs.values():
+        assert job["kubernetes_sd_configs"] == [{"role": "endpoints", "namespaces": {"names": ["f2"]}}]
+        del job["kubernetes_sd_configs"]
+        job["static_configs"] = [{"targets": ["127.0.0.1:9101"]}]
+    relabel = {r.get("target_label"): r for r in jobs["f2-daemons"]["relabel_configs"]}
     assert relabel["job"]["replacement"] == "f2-$1", (
         "jobs must be named like prometheus.yml's: f2-<component>"
     )
-    del job["kubernetes_sd_configs"]
-    job["static_configs"] = [{"targets": ["127.0.0.1:9101"]}]
+    # The enrollment service: HTTPS with the platform CA, only its Service's `https` port.
+    enroll = jobs["f2-enroll"]
+    assert enroll["scheme"] == "https" and enroll["tls_config"]["ca_file"]
+    keep = {r["source_labels"][0]: r["regex"] for r in enroll["relabel_configs"] if r.get("action") == "keep"}
+    assert keep["__meta_kubernetes_service_label_app_kubernetes_io_component"] == "enroll"
+    assert keep["__meta_kubernetes_endpoint_port_name"] == "https"
+    daemons_keep = {
+        r["source_labels"][0]: r["regex"] for r in jobs["f2-daemons"]["relabel_configs"] if r.get("action") == "keep"
+    }
+    assert daemons_keep["__meta_kubernetes_endpoint_port_name"] == "metrics", "f2-daemons must not scrape https"
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     for name in RULE_FILES:
         shutil.copy(PROMETHEUS_DIR / name, tmp_path / name)
@@ -117,7 +131,7 @@ def test_rules_read_only_metrics_that_exist_or_are_requested() -> None:
 def test_jobs_the_rules_select_are_scraped() -> None:
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
-    assert jobs >= F2_JOBS
+    assert jobs >= F2_JOBS | CERTIFICATE_JOBS
     text = (PROMETHEUS_DIR / "alert_rules.yml").read_text()
     for job in F2_JOBS:
         assert job.removeprefix("f2-") in text
