@@ -58,11 +58,16 @@ def up(without_dagster: bool) -> None:
         pid = process.spawn([F2, *argv], stack.layout.log(name), pidfile, env=env)
         click.echo(f"{name}: started (pid {pid}), log {stack.layout.log(name)}")
     s = stack.settings
+    dagster_note = (
+        "not started (--without-dagster)"
+        if without_dagster
+        else "http://127.0.0.1:3000 (assets, checks, schedules; answers once the code location loaded, ~1 min)"
+    )
     click.echo(f"""
 The F2 platform is running. Where to look:
   readings:   eval "$(f2 stack env)"; psql "$F2_TIMESERIES_DSN" -c 'TABLE latest_values'
   metrics:    http://127.0.0.1:9101/metrics (bridge), :9102 (processor), :9103 (sink); /healthz on each
-  Dagster UI: http://127.0.0.1:3000 (assets, checks, schedules; answers once the code location loaded, ~1 min){"  [not started]" if without_dagster else ""}
+  Dagster UI: {dagster_note}
   logs:       {stack.layout.logs}/
   endpoints:  eval "$(f2 stack env)"   (MQTT {s.host}:{s.mqtt_port}, Kafka {stack.kafka.bootstrap})
 Stop with: make stop   (f2 demo down; data stays for the next make demo)""")
