@@ -62,41 +62,25 @@ def test_sigkill_and_restart_loses_nothing(daemon, migrated, stack_env, pipeline
     assert_reconciled(ledger, migrated)
 
 
-def test_kafka_restart_loses_nothing(migrated, stack_env, stack: Stack, pipeline, tmp_path) -> None:
+# (service of the stack, seconds it stays down, simulator interval, messages, seconds allowed to reconcile)
+OUTAGES = {
+    "kafka-restart": ("kafka", 2.0, 0.05, 4000, 240),
+    "postgres-down-20s": ("postgres", 20.0, 0.1, 3000, 240),
+    "redis-down": ("redis", 8.0, 0.05, 4000, 180),
+}
+
+
+@pytest.mark.parametrize("outage", list(OUTAGES))
+def test_a_service_outage_loses_nothing(outage, migrated, stack_env, stack: Stack, pipeline, tmp_path) -> None:
+    name, down_s, interval, count, timeout = OUTAGES[outage]
+    service = getattr(stack, name)
     ledger = tmp_path / "ledger.jsonl"
 
     def fault() -> None:
-        stack.kafka.stop()
-        time.sleep(2.0)
-        stack.kafka.start()
+        service.stop()
+        time.sleep(down_s)
+        service.start()
 
-    run_fleet(stack_env, ledger, controllers=10, interval=0.05, count=4000, fault=fault)
-    assert_reconciled(ledger, migrated, timeout=240)
-    assert all(pipeline.alive().values()), pipeline.alive()
-
-
-def test_postgres_down_for_20_seconds_loses_nothing(migrated, stack_env, stack: Stack, pipeline,
-                                                    tmp_path) -> None:
-    ledger = tmp_path / "ledger.jsonl"
-
-    def fault() -> None:
-        stack.postgres.stop()
-        time.sleep(20.0)
-        stack.postgres.start()
-
-    run_fleet(stack_env, ledger, controllers=10, interval=0.1, count=3000, fault=fault)
-    assert_reconciled(ledger, migrated, timeout=240)
-    assert all(pipeline.alive().values()), pipeline.alive()
-
-
-def test_redis_down_loses_nothing(migrated, stack_env, stack: Stack, pipeline, tmp_path) -> None:
-    ledger = tmp_path / "ledger.jsonl"
-
-    def fault() -> None:
-        stack.redis.stop()
-        time.sleep(8.0)
-        stack.redis.start()
-
-    run_fleet(stack_env, ledger, controllers=10, interval=0.05, count=4000, fault=fault)
-    assert_reconciled(ledger, migrated)
+    run_fleet(stack_env, ledger, controllers=10, interval=interval, count=count, fault=fault)
+    assert_reconciled(ledger, migrated, timeout=timeout)
     assert all(pipeline.alive().values()), pipeline.alive()
