@@ -227,19 +227,18 @@ def processor_stage(run: Run) -> StageResult:
     procs = run.daemons("processor", cfg.processors)
     m = run.monitor()
     try:
-        start_all(procs)
-        run.track_daemons(m, procs)
-        run.count_series(m, "processor.in", procs, "f2_messages_in_total", daemon="processor")
-        run.count_series(m, "processor.out", procs, "f2_messages_out_total", daemon="processor")
-        m.start()
-        ws, we = run.wait_window(m, lambda: m.latest("processor.in") > 0, procs, "processor progress")
-        recs = run.profile_start("processor", procs, cfg.duration_s)
-        with contextlib.suppress(_Dry):
-            run.sleep_until(m, we, procs, lambda: _stop_if_dry(m, "processor.in", frames))
-        end = m.sample().t
-        run.profile_finish(result, recs)
-        ws, end = _unless_dry(m, result, "processor.in", frames, ws, end, "f2.raw")
-        rate = m.rate("processor.in", ws, end)
+        ws, end, rate = _measure_drain(
+            run,
+            m,
+            result,
+            procs,
+            "processor",
+            "processor.in",
+            frames,
+            "f2.raw",
+            extra_series=("processor.out", "f2_messages_out_total"),
+            series_metric="f2_messages_in_total",
+        )
         result.window = (ws, end)
         result.measures += [
             Measure.against("frames/s (raw -> decoded, transactions on)", rate, "frames/s", "processor_frames_per_s"),
@@ -273,6 +272,39 @@ def processor_stage(run: Run) -> StageResult:
         # Leave nothing unconsumed behind for later stages or another processor.
         kt.set_group_offsets(conn, topics.GROUP_PROCESSOR, topics.RAW, kt.end_offsets(conn, topics.RAW))
     return result
+
+
+def _measure_drain(
+    run: Run,
+    m: Monitor,
+    result: StageResult,
+    procs: list[Any],
+    daemon: str,
+    series: str,
+    total: int,
+    source: str,
+    *,
+    series_metric: str,
+    extra_series: tuple[str, str] | None = None,
+) -> tuple[float, float, float]:
+    """Start `procs` on a pre-filled topic and measure one window of `series` (or until the topic ran dry).
+
+    Returns (window start, window end, rate of `series` per second in it).
+    """
+    start_all(procs)
+    run.track_daemons(m, procs)
+    run.count_series(m, series, procs, series_metric, daemon=daemon)
+    if extra_series is not None:
+        run.count_series(m, extra_series[0], procs, extra_series[1], daemon=daemon)
+    m.start()
+    ws, we = run.wait_window(m, lambda: m.latest(series) > 0, procs, f"{daemon} progress")
+    recs = run.profile_start(daemon, procs, run.config.duration_s)
+    with contextlib.suppress(_Dry):
+        run.sleep_until(m, we, procs, lambda: _stop_if_dry(m, series, total))
+    end = m.sample().t
+    run.profile_finish(result, recs)
+    ws, end = _unless_dry(m, result, series, total, ws, end, source)
+    return ws, end, m.rate(series, ws, end)
 
 
 def _stop_if_dry(m: Monitor, series: str, total: int) -> None:
@@ -335,18 +367,9 @@ def sink_stage(run: Run) -> StageResult:
     sinks = run.daemons("sink", cfg.sinks)
     m = run.monitor()
     try:
-        start_all(sinks)
-        run.track_daemons(m, sinks)
-        run.count_series(m, "sink.out", sinks, "f2_messages_out_total", daemon="sink")
-        m.start()
-        ws, we = run.wait_window(m, lambda: m.latest("sink.out") > 0, sinks, "sink progress")
-        recs = run.profile_start("sink", sinks, cfg.duration_s)
-        with contextlib.suppress(_Dry):
-            run.sleep_until(m, we, sinks, lambda: _stop_if_dry(m, "sink.out", rows))
-        end = m.sample().t
-        run.profile_finish(result, recs)
-        ws, end = _unless_dry(m, result, "sink.out", rows, ws, end, "f2.decoded")
-        rate = m.rate("sink.out", ws, end)
+        ws, end, rate = _measure_drain(
+            run, m, result, sinks, "sink", "sink.out", rows, "f2.decoded", series_metric="f2_messages_out_total"
+        )
         result.window = (ws, end)
         result.measures += [
             Measure.against("rows/s into decoded_data", rate, "rows/s", "sink_rows_per_s"),
