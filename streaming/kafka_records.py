@@ -15,12 +15,14 @@ def coordinates(message: Message) -> tuple[str, int, int]:
 
 
 def next_offsets(records: list[Message]) -> list[TopicPartition]:
-    """The offsets to commit after `records`: one past the highest of each partition."""
-    nxt: dict[tuple[str, int], int] = {}
-    for m in records:
-        topic, partition, offset = coordinates(m)
-        nxt[(topic, partition)] = max(nxt.get((topic, partition), -1), offset + 1)
-    return [TopicPartition(t, p, o) for (t, p), o in nxt.items()]
+    """The offsets to commit after `records`: one past the highest of each partition.
+
+    A consumer returns each partition's records in offset order, so the last one seen is the highest.
+    """
+    last = {(m.topic(), m.partition()): m.offset() for m in records}
+    # Consumed records always carry their coordinates; the check runs once per partition, not per record.
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()
+            if t is not None and p is not None and o is not None]
 
 
 def first_offsets(records: list[Message]) -> list[TopicPartition]:

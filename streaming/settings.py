@@ -47,6 +47,8 @@ class SinkSettings(BaseSettings):
 
     batch_size: int = 10000
     batch_timeout_ms: int = 250
+    # Batches parsed ahead while the database stores the previous one (the writer thread's queue).
+    pipeline_depth: int = 2
     retry_initial_s: float = 0.5
     retry_max_s: float = 10.0
     metrics_port: int = 9103

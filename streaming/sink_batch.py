@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple
 
 import orjson
 
 # PostgreSQL's timestamptz range is far wider, but readings outside these years are device clock garbage
 # that the database would store; anything it cannot store at all is caught by the bisecting retry.
 _MIN_YEAR, _MAX_YEAR = 1970, 9999
+_INT32_END = 2**31
 
 STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS f2_sink_staging ("
@@ -19,6 +19,16 @@ STAGING_DDL = (
     "value double precision NOT NULL) ON COMMIT DELETE ROWS"
 )
 COPY_SQL = 'COPY f2_sink_staging ("timestamp", device_id, datapoint_id, value) FROM STDIN'
+# The common case: every reading of the batch is new. A plain insert costs the database about 40 % less
+# than the upsert below (no speculative insertion); in key order the primary key's btree is written in
+# sequence. A batch holding a key that is already stored (a redelivery, a re-decoded reading) or a key twice
+# fails with a unique violation and is written with UPSERT_SQL instead.
+INSERT_SQL = """
+INSERT INTO decoded_data ("timestamp", device_id, datapoint_id, value)
+SELECT "timestamp", device_id, datapoint_id, value
+FROM f2_sink_staging
+ORDER BY "timestamp", device_id, datapoint_id
+"""
 # DISTINCT ON keeps one row per key in a batch (the latest record wins), as ON CONFLICT requires.
 UPSERT_SQL = """
 INSERT INTO decoded_data ("timestamp", device_id, datapoint_id, value)
@@ -42,23 +52,28 @@ class RecordError(ValueError):
     """A decoded record whose content cannot become a row (dead-letter it, keep its batch-mates)."""
 
 
-class Row(NamedTuple):
-    timestamp: str
-    device_id: int
-    datapoint_id: int
-    value: float
+# (timestamp as RFC 3339 text, device_id, datapoint_id, value). A plain tuple: a NamedTuple's constructor
+# cost the sink an eighth of its CPU.
+Row = tuple[str, int, int, float]
 
 
 def copy_text(rows: Iterable[Row]) -> bytes:
     """COPY's text format for validated rows, built in one piece (one write per batch, not one per row).
 
-    Safe without escaping: timestamps passed datetime.fromisoformat (no tabs, newlines or backslashes),
-    ids are ints and values finite floats.
+    A key that occurs more than once keeps its last record (the later decoding of a reading wins), so the
+    database sees each key once. Safe without escaping: timestamps passed datetime.fromisoformat (no tabs,
+    newlines or backslashes), ids are ints and values finite floats.
     """
-    return "".join([f"{r.timestamp}\t{r.device_id}\t{r.datapoint_id}\t{r.value!r}\n" for r in rows]).encode()
+    last = {(ts, device, datapoint): value for ts, device, datapoint, value in rows}
+    return "".join([f"{ts}\t{dev}\t{dp}\t{value!r}\n" for (ts, dev, dp), value in last.items()]).encode()
 
 
-def parse_record(value: bytes | None) -> Row:
+def parse_record(value: bytes | None, checked: set[str] | None = None) -> Row:
+    """The row of one decoded record, or RecordError saying what is wrong with it.
+
+    `checked` holds timestamps already validated in this batch (a frame's readings share one): each is parsed
+    once per batch instead of once per reading.
+    """
     if value is None:
         raise RecordError("empty record value; expected the decoded-reading JSON object")
     try:
@@ -75,17 +90,27 @@ def parse_record(value: bytes | None) -> Row:
         ) from None
     if not isinstance(ts, str):
         raise RecordError("timestamp is not a string; expected RFC 3339 UTC")
+    if checked is None or ts not in checked:
+        _check_timestamp(ts)
+        if checked is not None:
+            checked.add(ts)
+    # `type(x) is int` also refuses booleans (JSON true/false), which are ints to isinstance().
+    if type(device_id) is not int or not 0 < device_id < _INT32_END:
+        raise RecordError(f"device_id {device_id!r} is not a positive 32-bit integer")
+    if type(datapoint_id) is not int or not 0 < datapoint_id < _INT32_END:
+        raise RecordError(f"datapoint_id {datapoint_id!r} is not a positive 32-bit integer")
+    kind = type(val)
+    if (kind is not float and kind is not int) or not math.isfinite(val):
+        raise RecordError(f"value {val!r} is not a finite number")
+    return (ts, device_id, datapoint_id, float(val))
+
+
+def _check_timestamp(ts: str) -> None:
     try:
-        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(ts)  # Python 3.11 reads "Z" as UTC
     except ValueError:
         raise RecordError(f"timestamp {ts[:40]!r} is not RFC 3339") from None
     if parsed.tzinfo is None:
         raise RecordError(f"timestamp {ts[:40]!r} has no time zone; expected UTC (Z)")
     if not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
         raise RecordError(f"timestamp {ts[:40]!r} is outside {_MIN_YEAR}..{_MAX_YEAR}")
-    for name, ident in (("device_id", device_id), ("datapoint_id", datapoint_id)):
-        if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident < 2**31:
-            raise RecordError(f"{name} {ident!r} is not a positive 32-bit integer")
-    if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
-        raise RecordError(f"value {val!r} is not a finite number")
-    return Row(ts, device_id, datapoint_id, float(val))

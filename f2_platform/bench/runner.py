@@ -136,7 +136,7 @@ def _clean_up(run: Run) -> None:
 
 def _add_ratios(result: BenchResult, ref: dict[str, float]) -> None:
     naive_frames, naive_rows = ref.get("naive_frames_per_s"), ref.get("naive_rows_per_s")
-    copy, copy_latest = ref.get("copy_upsert_rows_per_s"), ref.get("copy_upsert_latest_rows_per_s")
+    copy, copy_latest = ref.get("copy_upsert_rows_per_s"), ref.get("sink_transaction_rows_per_s")
 
     def ratio(m: Measure | None, key: str, base: float | None) -> None:
         if m is not None and m.value is not None and base:
@@ -152,7 +152,7 @@ def _add_ratios(result: BenchResult, ref: dict[str, float]) -> None:
     if sink:
         rows = sink.measure("rows/s into decoded_data")
         ratio(rows, "COPY+upsert", copy)
-        ratio(rows, "COPY+upsert+latest", copy_latest)
+        ratio(rows, "sink transaction w/o Kafka", copy_latest)
         ratio(rows, "naive stage", naive_rows)
         if rows is not None and rows.value is not None and copy:
             sink.measures.append(

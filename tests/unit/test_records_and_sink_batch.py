@@ -7,7 +7,7 @@ import json
 import pytest
 
 from streaming.records import encode_readings, rfc3339_from_us
-from streaming.sink_batch import RecordError, Row, copy_text, parse_record
+from streaming.sink_batch import RecordError, copy_text, parse_record
 from streaming.topology import Reading
 
 # 2026-03-01 10:00:00.25 UTC in microseconds since the epoch: 1772359200 s * 1e6 + 250000.
@@ -39,8 +39,8 @@ def test_non_finite_values_are_refused(bad: float) -> None:
 def test_parse_record_accepts_the_contract_and_copy_text_is_tab_separated() -> None:
     row = parse_record(b'{"timestamp": "2026-03-01T10:00:00.250000Z", "device_id": 7, "datapoint_id": 101, '
                        b'"value": 23.52}')
-    assert row == Row("2026-03-01T10:00:00.250000Z", 7, 101, 23.52)
-    assert copy_text([row, Row("2026-03-01T10:00:01Z", 8, 9, 1.0)]) == (
+    assert row == ("2026-03-01T10:00:00.250000Z", 7, 101, 23.52)
+    assert copy_text([row, ("2026-03-01T10:00:01Z", 8, 9, 1.0)]) == (
         b"2026-03-01T10:00:00.250000Z\t7\t101\t23.52\n2026-03-01T10:00:01Z\t8\t9\t1.0\n"
     )
 
@@ -64,3 +64,12 @@ def test_parse_record_accepts_the_contract_and_copy_text_is_tab_separated() -> N
 def test_parse_record_explains_what_is_wrong(raw: bytes | None, fragment: str) -> None:
     with pytest.raises(RecordError, match=fragment):
         parse_record(raw)
+
+
+def test_copy_text_keeps_the_last_record_of_a_key() -> None:
+    first = ("2026-03-01T10:00:00Z", 7, 101, 1.0)
+    other = ("2026-03-01T10:00:00Z", 7, 102, 2.0)
+    again = ("2026-03-01T10:00:00Z", 7, 101, 3.0)
+    assert copy_text([first, other, again]) == (
+        b"2026-03-01T10:00:00Z\t7\t101\t3.0\n2026-03-01T10:00:00Z\t7\t102\t2.0\n"
+    )

@@ -1,0 +1,30 @@
+"""The sink's database transaction: one batch of validated rows into `decoded_data` and `latest_values`.
+
+Shared by `f2 sink` and `f2 bench`'s reference figures, so that the reference measures the same SQL.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from streaming.sink_batch import COPY_SQL, INSERT_SQL, LATEST_SQL, UPSERT_SQL
+
+
+def write_batch(db: psycopg.Connection, copy_data: bytes) -> bool:
+    """Store the rows in `copy_data` (COPY text) in one transaction; True when some keys existed already.
+
+    The batch is inserted plainly; when a key already exists the insert is rolled back to its savepoint and
+    the batch is upserted instead (a stored reading with a new value is replaced, as the contract says).
+    """
+    upserted = False
+    with db.transaction():
+        with db.cursor() as cur, cur.copy(COPY_SQL) as copy:
+            copy.write(copy_data)
+        try:
+            with db.transaction():
+                db.execute(INSERT_SQL)
+        except psycopg.errors.UniqueViolation:
+            upserted = True
+            db.execute(UPSERT_SQL)
+        db.execute(LATEST_SQL)
+    return upserted
