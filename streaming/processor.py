@@ -78,6 +78,9 @@ class Processor:
         self._assigned: set[int] = set()
         self._last_seen_gauges: dict[bytes, Gauge] = {}
         self._last_batch_at = time.monotonic()
+        # An abort that timed out is still in progress in librdkafka: it must be resumed (called again)
+        # before any other transactional call, which would otherwise fail with "Conflicting abort_transaction".
+        self._abort_pending = False
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
 
@@ -161,6 +164,8 @@ class Processor:
         outputs = self._process(records)
         producer = self.producer
         assert producer is not None and self.consumer is not None
+        if self._abort_pending:
+            self._resume_abort()
         producer.begin_transaction()
         try:
             latest: dict[bytes, bytes] = {}
@@ -249,12 +254,23 @@ class Processor:
 
     # --- failures ------------------------------------------------------------------------------------------
     def _abort(self) -> None:
+        try:
+            self._abort_pending = True
+            self._resume_abort()
+        except KafkaException as exc:
+            log.warning("aborting the transaction failed (%s); it is resumed before the next batch", exc)
+
+    def _resume_abort(self) -> None:
+        """Abort the open transaction, or finish an abort that timed out; KafkaException while it cannot."""
         assert self.producer is not None
         try:
             with self.watchdog.guard("abort_transaction", 60):
                 self.producer.abort_transaction(30)
         except KafkaException as exc:
-            log.warning("aborting the transaction failed: %s", exc)
+            if exc.args[0].code() != KafkaError._STATE:
+                raise
+            # No transaction left to abort (the abort completed meanwhile): nothing to resume.
+        self._abort_pending = False
 
     def _rewind(self, records: list[Message]) -> None:
         assert self.consumer is not None
