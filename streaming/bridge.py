@@ -1,35 +1,39 @@
 """`f2 bridge`: MQTT (QoS 1, persistent shared session) -> Kafka raw topic, nothing lost.
 
-Each MQTT message is acknowledged to the broker only after Kafka confirmed the record (paho manual ack), so a
+Each MQTT message is acknowledged to the broker only after Kafka confirmed its record (manual PUBACK), so a
 crash at any point leaves every unconfirmed message queued in the broker's session for redelivery. The
 producer is idempotent with acks=all and never gives up on a record; the record key is the controller MAC
 so a controller's messages stay in order.
+
+One thread does everything: each step reads what the socket holds, produces it, serves Kafka's delivery
+reports and writes the PUBACKs they made due in one send (streaming/mqtt_session.py).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 
-import paho.mqtt.client as mqtt
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from f2_platform.settings import ConnectionSettings
 from streaming import topics
-from streaming.kafka_records import Headers
 from streaming.metrics import CONNECTED, ERRORS, MESSAGES_IN, MESSAGES_OUT
+from streaming.mqtt_session import MqttSession, SessionOptions
 from streaming.mqtt_topic import mac_from_topic
+from streaming.mqtt_wire import Publish
 from streaming.settings import BridgeSettings
+from streaming.supervisor import restart_worker
 
 log = logging.getLogger("f2.bridge")
 DAEMON = "bridge"
 SUBSCRIPTIONS = ("tele/+/+/+/+", "stat/+/+/+/+")
+# Distinct topics are bounded by the fleet; the cap only bounds what a flood of odd topics can hold.
+_MAX_CACHED_KEYS = 100_000
+_KAFKA_CHECK_S = 15.0
 
 
 def shared(topic_filter: str) -> str:
@@ -55,6 +59,21 @@ def producer_config(conn: ConnectionSettings, settings: BridgeSettings) -> dict[
     }
 
 
+def session_options(conn: ConnectionSettings, settings: BridgeSettings) -> SessionOptions:
+    return SessionOptions(
+        host=conn.mqtt_host,
+        port=conn.mqtt_port,
+        client_id=settings.client_id,
+        username=conn.mqtt_username,
+        password=conn.mqtt_password if conn.mqtt_username else None,
+        keepalive_s=settings.keepalive_s,
+        session_expiry_s=settings.session_expiry_s,
+        receive_maximum=settings.max_inflight,
+        topic_filters=tuple(shared(f) for f in SUBSCRIPTIONS),
+        qos=1,
+    )
+
+
 class Bridge:
     name = DAEMON
 
@@ -62,140 +81,187 @@ class Bridge:
         self.conn = conn
         self.settings = settings
         self.producer: Producer | None = None
-        self.client: mqtt.Client | None = None
-        self._mqtt_connected = threading.Event()
-        self._closing = threading.Event()
+        self.session: MqttSession | None = None
+        self._closing = False
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
-        self._last_kafka_error: str | None = None
+        self._mqtt_up = CONNECTED.labels(DAEMON, "mqtt")
         self._kafka_up = CONNECTED.labels(DAEMON, "kafka")
-        self._kafka_checked = 0.0
+        self._last_kafka_error: str | None = None
+        self._kafka_confirmed_at = 0.0  # last delivery report or connectivity check that proved Kafka up
+        self._progress_at = time.monotonic()  # last time Kafka confirmed a record or none was outstanding
+        self._keys: dict[bytes, str | None] = {}
+        # Delivery callbacks of the current MQTT connection, one per packet id, made once and reused.
+        self._callbacks: dict[int, partial[None]] = {}
+        self._callbacks_connection = -1
+        self._delivered = 0  # since the last step; counted into the metrics in bulk
+        self._failed: list[tuple[Message, int, int]] = []  # (record, connection, packet id) to produce again
+        # Messages read but not yet produced because the producer's queue was full, with their receive time
+        # and connection; while any are here the socket is not read (the broker holds the rest).
+        self._backlog: list[Publish] = []
+        self._backlog_meta = (b"", 0)
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
         self.producer = Producer({**producer_config(self.conn, self.settings), "error_cb": self._on_kafka_error})
         stack.callback(self._close_producer)
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.settings.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        if self.conn.mqtt_username:
-            client.username_pw_set(self.conn.mqtt_username, self.conn.mqtt_password)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.settings.session_expiry_s
-        props.ReceiveMaximum = self.settings.max_inflight
-        # clean_start=False resumes the session and its queued, unacknowledged messages after a restart.
-        client.connect_async(self.conn.mqtt_host, self.conn.mqtt_port, keepalive=self.settings.keepalive_s,
-                             clean_start=False, properties=props)
-        client.loop_start()
-        self.client = client
-        stack.callback(self._close_mqtt)
-
-    def _on_kafka_error(self, err: KafkaError) -> None:
-        # Broker-wide trouble (all brokers down, authentication failed) shows in the gauge at once.
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._TRANSPORT):
-            self._kafka_up.set(0)
-        log.warning("Kafka: %s", err)
+        self.session = MqttSession(session_options(self.conn, self.settings), on_connection=self._mqtt_up.set)
+        self._ack = self.session.ack
+        stack.callback(self.session.close)
 
     def step(self) -> None:
-        assert self.producer is not None
-        self.producer.poll(0.1)
-        if time.monotonic() - self._kafka_checked > 15:
-            self._check_kafka()
+        producer, session = self.producer, self.session
+        assert producer is not None and session is not None
+        if self._failed:
+            self._produce_failed()
+        if self._backlog:
+            self._produce_backlog()
+        reading = not self._backlog
+        waiting_for_kafka = len(producer) > 0
+        publishes = session.poll(0.0 if waiting_for_kafka or not reading else 0.1, read=reading)
+        if publishes:
+            self._in.inc(len(publishes))
+            self._produce(publishes, rfc3339_now().encode(), session.connection)
+        elif waiting_for_kafka:
+            # Nothing to read: wait for delivery reports instead, as they make PUBACKs due.
+            producer.poll(0.005)
+        producer.poll(0)
+        session.flush()
+        self._count_delivered()
 
-    def _check_kafka(self) -> None:
+    def drain(self) -> None:
+        """Stop reading (what arrives stays queued in the broker's session), get what was read into Kafka,
+        acknowledge it, disconnect."""
+        self._closing = True
+        producer, session = self.producer, self.session
+        assert producer is not None and session is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._failed:
+                self._produce_failed()
+            if self._backlog:
+                self._produce_backlog()
+            if not (len(producer) or self._failed or self._backlog):
+                break
+            producer.poll(0.1)
+            session.flush()
+            session.poll(0.0, read=False)  # keeps the connection alive while Kafka is slow
+        self._count_delivered()
+        if len(producer) or self._backlog:
+            log.warning("%d records not confirmed by Kafka at shutdown; the broker will redeliver them",
+                        len(producer) + len(self._backlog))
+        session.close()
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        ok = self.session is not None and self.session.connected
+        return ok, {"mqtt_connected": ok, "last_kafka_error": self._last_kafka_error,
+                    "kafka_queue": len(self.producer) if self.producer else None}
+
+    def _close_producer(self) -> None:
+        if self.producer is not None:
+            self.producer.flush(10)
+
+    # --- Kafka ---------------------------------------------------------------------------------------------
+    def _produce(self, publishes: list[Publish], received_at: bytes, connection: int) -> None:
+        """Produce every message; on a full queue keep the rest in the backlog (read no more meanwhile)."""
+        assert self.producer is not None
+        produce = self.producer.produce
+        keys = self._keys
+        callbacks = self._callbacks
+        if self._callbacks_connection != connection:
+            callbacks.clear()
+            self._callbacks_connection = connection
+        h_topic, h_received, raw = topics.H_MQTT_TOPIC, topics.H_RECEIVED_AT, topics.RAW
+        for i, msg in enumerate(publishes):
+            topic = msg.topic
+            try:
+                key = keys[topic]
+            except KeyError:
+                key = self._key_of(topic)
+            on_delivery = callbacks.get(msg.packet_id)
+            if on_delivery is None:
+                on_delivery = callbacks[msg.packet_id] = partial(self._on_delivery, connection, msg.packet_id)
+            try:
+                produce(raw, value=msg.payload, key=key, headers=[(h_topic, topic), (h_received, received_at)],
+                        on_delivery=on_delivery)
+            except BufferError:
+                # Kafka is slow or away: hold the rest and stop reading the socket until there is room.
+                self._backlog = publishes[i:]
+                self._backlog_meta = (received_at, connection)
+                return
+
+    def _key_of(self, topic: bytes) -> str | None:
+        if len(self._keys) >= _MAX_CACHED_KEYS:
+            self._keys.clear()
+        key = self._keys[topic] = mac_from_topic(topic.decode("utf-8", "replace"))
+        return key
+
+    def _produce_backlog(self) -> None:
+        backlog, self._backlog = self._backlog, []
+        self._produce(backlog, *self._backlog_meta)
+        if self._backlog:
+            assert self.producer is not None
+            self.producer.poll(0.05)
+
+    def _produce_failed(self) -> None:
+        assert self.producer is not None
+        failed, self._failed = self._failed, []
+        for n, (record, connection, packet_id) in enumerate(failed):
+            try:
+                self.producer.produce(topics.RAW, value=record.value(), key=record.key(),
+                                      headers=record.headers(),
+                                      on_delivery=partial(self._on_delivery, connection, packet_id))
+            except BufferError:
+                self._failed = failed[n:]
+                self.producer.poll(0.05)
+                return
+
+    def _on_delivery(self, connection: int, packet_id: int, err: KafkaError | None, record: Message) -> None:
+        if err is not None:
+            # The record is not in Kafka: produce it again; the MQTT message stays unacknowledged meanwhile.
+            self._last_kafka_error = str(err)
+            self._kafka_up.set(0)
+            ERRORS.labels(DAEMON, "kafka-delivery").inc()
+            log.warning("Kafka delivery failed (%s); retrying", err)
+            self._failed.append((record, connection, packet_id))
+            return
+        self._delivered += 1
+        if packet_id:
+            self._ack(connection, packet_id)
+
+    def _count_delivered(self) -> None:
+        now = time.monotonic()
+        if self._delivered:
+            self._out.inc(self._delivered)
+            self._delivered = 0
+            self._last_kafka_error = None
+            self._kafka_up.set(1)
+            self._kafka_confirmed_at = self._progress_at = now
+            return
+        assert self.producer is not None
+        if not (len(self.producer) or self._failed or self._backlog):
+            self._progress_at = now
+        elif now - self._progress_at > self.settings.kafka_stall_s and not self._closing:
+            restart_worker(f"Kafka confirmed none of {len(self.producer)} outstanding records for "
+                           f"{now - self._progress_at:.0f} s")
+        if now - self._kafka_confirmed_at > _KAFKA_CHECK_S and not self._closing:
+            self._check_kafka(now)
+
+    def _check_kafka(self, now: float) -> None:
         """Keeps f2_connected{system="kafka"} true to life while no records flow."""
         assert self.producer is not None
-        self._kafka_checked = time.monotonic()
+        self._kafka_confirmed_at = now
         try:
             self.producer.list_topics(topics.RAW, timeout=2)
             self._kafka_up.set(1)
         except KafkaException:
             self._kafka_up.set(0)
 
-    def drain(self) -> None:
-        # Stop taking messages; what arrives now stays unacknowledged in the broker's session.
-        self._closing.set()
-        assert self.producer is not None
-        remaining = self.producer.flush(30)
-        if remaining:
-            log.warning("%d records not confirmed by Kafka at shutdown; the broker will redeliver them", remaining)
-        time.sleep(0.2)  # let the network thread send the last PUBACKs
-
-    def health(self) -> tuple[bool, dict[str, object]]:
-        ok = self._mqtt_connected.is_set()
-        return ok, {"mqtt_connected": ok, "last_kafka_error": self._last_kafka_error,
-                    "kafka_queue": len(self.producer) if self.producer else None}
-
-    def _close_mqtt(self) -> None:
-        if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
-
-    def _close_producer(self) -> None:
-        if self.producer is not None:
-            self.producer.flush(10)
-
-    # --- MQTT callbacks (network thread) ----------------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    reason: mqtt.ReasonCode, properties: Properties | None) -> None:
-        if reason.is_failure:
-            log.error("MQTT connection refused: %s", reason)
-            return
-        log.info("connected to MQTT %s:%d (session present: %s)", self.conn.mqtt_host, self.conn.mqtt_port,
-                 flags.session_present)
-        # Subscribing on every connect also repairs a session the broker lost.
-        client.subscribe([(shared(f), SubscribeOptions(qos=1)) for f in SUBSCRIPTIONS])
-        self._mqtt_connected.set()
-        CONNECTED.labels(DAEMON, "mqtt").set(1)
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-                       reason: mqtt.ReasonCode, properties: Properties | None) -> None:
-        self._mqtt_connected.clear()
-        CONNECTED.labels(DAEMON, "mqtt").set(0)
-        if not self._closing.is_set():
-            log.warning("MQTT disconnected (%s); reconnecting", reason)
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if self._closing.is_set():
-            return
-        self._in.inc()
-        topic = msg.topic
-        key = mac_from_topic(topic)
-        headers: Headers = [(topics.H_MQTT_TOPIC, topic.encode()), (topics.H_RECEIVED_AT, rfc3339_now().encode())]
-        self._produce(key, msg.payload, headers, msg.mid, msg.qos)
-
-    def _produce(self, key: str | None, value: bytes, headers: Headers, mid: int, qos: int) -> None:
-        assert self.producer is not None
-
-        def on_delivery(err: KafkaError | None, record: Message) -> None:
-            if err is not None:
-                # The record is not in Kafka: send it again; the MQTT message stays unacknowledged meanwhile.
-                self._last_kafka_error = str(err)
-                self._kafka_up.set(0)
-                ERRORS.labels(DAEMON, "kafka-delivery").inc()
-                log.warning("Kafka delivery failed (%s); retrying", err)
-                self._produce(key, value, headers, mid, qos)
-                return
-            self._last_kafka_error = None
-            self._kafka_up.set(1)
-            self._out.inc()
-            if qos > 0 and self.client is not None:
-                self.client.ack(mid, qos)
-
-        while True:
-            try:
-                self.producer.produce(topics.RAW, value=value, key=key, headers=headers, on_delivery=on_delivery)
-                return
-            except BufferError:
-                # Kafka is slow or away: block this MQTT message (and so the broker's flow) until there is room.
-                self.producer.poll(0.05)
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        # Broker-wide trouble (all brokers down, authentication failed) shows in the gauge at once.
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._TRANSPORT):
+            self._kafka_up.set(0)
+        log.warning("Kafka: %s", err)
 
 
 def main() -> int:

@@ -46,3 +46,7 @@ class DecodeError(StreamingError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class MqttProtocolError(StreamingError):
+    """The MQTT broker sent a malformed or unexpected packet: the connection is dropped and made anew."""

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
+from typing import NoReturn
 
 log = logging.getLogger("f2.supervisor")
 
@@ -56,11 +57,16 @@ class Watchdog:
                 overdue = self._deadline is not None and time.monotonic() > self._deadline
                 what = self._what
             if overdue:
-                log.error("%s is hung past its deadline; exiting for a clean restart (stacks follow)", what)
-                for handler in logging.getLogger().handlers:
-                    handler.flush()
-                faulthandler.dump_traceback(all_threads=True)
-                os._exit(EXIT_HUNG)
+                restart_worker(f"{what} is hung past its deadline")
+
+
+def restart_worker(why: str) -> NoReturn:
+    """End this worker with EXIT_HUNG (its supervisor starts a fresh one at once), logging why and the stacks."""
+    log.error("%s; exiting for a clean restart (stacks follow)", why)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(EXIT_HUNG)
 
 
 def _die_with_parent() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import socket
-import struct
 import threading
 import time
 from array import array
@@ -26,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from f2_platform.bench.fleet import LoadEndpoint, Stamper, ledger_readings, payload
+from streaming.mqtt_wire import connect_packet as _connect_packet
+from streaming.mqtt_wire import encode_remaining_length as _remaining_length
+from streaming.mqtt_wire import encode_string as _string
 
 log = logging.getLogger("f2.bench.mqtt")
 
@@ -44,32 +46,9 @@ class PublisherSpec:
     rate_per_s: float = 0.0  # 0: as fast as the window and the credit allow
 
 
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(text: str | bytes) -> bytes:
-    data = text.encode() if isinstance(text, str) else text
-    return struct.pack("!H", len(data)) + data
-
-
 def connect_packet(client_id: str, username: str | None, password: str | None) -> bytes:
-    flags = 0x02  # clean session: the generator keeps no state across connections
-    body = _string(client_id)
-    if username is not None:
-        flags |= 0x80
-        body += _string(username)
-    if password is not None:
-        flags |= 0x40
-        body += _string(password)
-    variable = _string("MQTT") + bytes((4, flags)) + struct.pack("!H", 0)  # protocol 3.1.1, no keepalive
-    payload_ = variable + body
-    return b"\x10" + _remaining_length(len(payload_)) + payload_
+    # MQTT 3.1.1, clean session (the generator keeps no state across connections), no keepalive.
+    return _connect_packet(client_id, username, password, protocol_level=4)
 
 
 class _Acks:

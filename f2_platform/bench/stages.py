@@ -76,7 +76,9 @@ def bridge_stage(run: Run) -> StageResult:
             m.track(f"generator-{k}", "generator", pid)
         m.counter("generator.acked", pubs.total_acked)
         m.start()
-        backlog = max(cfg.backlog_frames, 20_000)
+        # The credit follows the sampled count, refreshed once per sample: `backlog` per sample interval is
+        # the highest rate this stage can show, so it covers 100,000 msg/s, far above one bridge's.
+        backlog = max(cfg.backlog_frames, int(100_000 * cfg.sample_interval_s))
 
         def tick() -> None:
             # Closed loop: the broker never queues more than `backlog` messages for the bridge.

@@ -1,0 +1,126 @@
+"""The bridge's MQTT client against the real broker: refused logins, acknowledgement order, redelivery.
+
+Nothing here is simulated: the session talks to the stack's Mosquitto, and messages are published by paho.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from f2_platform.settings import ConnectionSettings
+from streaming.mqtt_session import MqttSession, SessionOptions
+from streaming.mqtt_wire import Publish
+from tests.realtime import publish
+
+TOPIC = "tele/f2-00000000fee1/c1/p1/sensor-1"
+
+
+def options(conn: ConnectionSettings, client_id: str, password: str | None = None) -> SessionOptions:
+    return SessionOptions(
+        host=conn.mqtt_host,
+        port=conn.mqtt_port,
+        client_id=client_id,
+        username=conn.mqtt_username,
+        password=password if password is not None else conn.mqtt_password,
+        keepalive_s=30,
+        session_expiry_s=30,
+        receive_maximum=100,
+        topic_filters=("tele/f2-00000000fee1/#",),
+    )
+
+
+def pump(session: MqttSession, done: Callable[[list[Publish]], bool], timeout: float = 10.0) -> list[Publish]:
+    """Drive the session until `done(received)` holds; everything received so far."""
+    received: list[Publish] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        received += session.poll(0.05)
+        session.flush()
+        if done(received):
+            return received
+    raise AssertionError(f"timed out; received {[p.payload for p in received]}")
+
+
+def subscribed(session: MqttSession, caplog: pytest.LogCaptureFixture) -> None:
+    pump(session, lambda _: any("subscribed to" in r.getMessage() for r in caplog.records))
+    caplog.clear()
+
+
+def test_a_refused_login_is_logged_and_retried_with_backoff(
+    migrated: ConnectionSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="f2.mqtt")
+    session = MqttSession(options(migrated, f"test-refused-{uuid.uuid4().hex[:8]}", password="not-the-password"))
+    try:
+        deadline = time.monotonic() + 4.5
+        while time.monotonic() < deadline:
+            session.poll(0.05)
+            assert not session.connected
+    finally:
+        session.close()
+    refusals = [r for r in caplog.records if "MQTT connection refused" in r.getMessage()]
+    # Attempts at 0 s, then after 1 s and 2 s of backoff: three within 4.5 s, each naming the reason.
+    assert len(refusals) == 3, [r.getMessage() for r in refusals]
+    assert all("Not authorized" in r.getMessage() or "Bad User Name or Password" in r.getMessage()
+               for r in refusals), refusals[0].getMessage()
+
+
+def test_only_acknowledged_messages_stay_gone_and_pubacks_keep_arrival_order(
+    migrated: ConnectionSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="f2.mqtt")
+    client_id = f"test-session-{uuid.uuid4().hex[:8]}"
+    first = MqttSession(options(migrated, client_id))
+    try:
+        subscribed(first, caplog)
+        publish(migrated, [(TOPIC, str(n).encode()) for n in range(6)])
+        got = pump(first, lambda r: len(r) == 6)
+        assert [p.payload for p in got] == [b"0", b"1", b"2", b"3", b"4", b"5"]
+        # Records 0, 1, 2 and 4 are durable, 3 and 5 are not: PUBACKs go out in arrival order, so 4 waits
+        # behind 3 and is not acknowledged either.
+        for p in got:
+            if p.payload in (b"0", b"1", b"2", b"4"):
+                first.ack(first.connection, p.packet_id)
+        first.flush()
+        time.sleep(0.5)  # the broker has processed the PUBACKs before the connection ends
+    finally:
+        first.close()
+
+    second = MqttSession(options(migrated, client_id))
+    try:
+        again = pump(second, lambda r: len(r) >= 3)
+        time.sleep(0.5)
+        again += second.poll(0.2)
+        assert [p.payload for p in again] == [b"3", b"4", b"5"]
+        assert all(p.dup for p in again)
+        stale_connection = second.connection - 1
+        for p in again:
+            second.ack(stale_connection, p.packet_id)  # an ack of an earlier connection is never sent
+        second.flush()
+        time.sleep(0.5)
+    finally:
+        second.close()
+
+    third = MqttSession(options(migrated, client_id))
+    try:
+        redelivered = pump(third, lambda r: len(r) >= 3)
+        assert [p.payload for p in redelivered] == [b"3", b"4", b"5"]
+        for p in redelivered:
+            third.ack(third.connection, p.packet_id)
+        third.flush()
+        time.sleep(0.5)
+    finally:
+        third.close()
+
+    fourth = MqttSession(options(migrated, client_id))
+    try:
+        subscribed(fourth, caplog)
+        time.sleep(1.0)
+        assert fourth.poll(0.5) == []  # everything was acknowledged: nothing comes back
+    finally:
+        fourth.close()
