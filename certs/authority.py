@@ -82,8 +82,7 @@ def validate_mac(mac: object) -> str:
         if _MAC_RE.fullmatch(compact):
             hint = f" (did you mean {compact}?)"
     raise InvalidMacError(
-        f"invalid controller MAC {mac!r}: expected 12 lowercase hex digits without separators, "
-        f"e.g. aabbccddee01{hint}"
+        f"invalid controller MAC {mac!r}: expected 12 lowercase hex digits without separators, e.g. aabbccddee01{hint}"
     )
 
 
@@ -260,9 +259,7 @@ class CertificateAuthority:
         """
         _check_days(days, "CA validity")
         if not common_name or len(common_name) > 64:
-            raise InvalidSubjectError(
-                f"CA common name {common_name!r} must be 1 to 64 characters; pick a shorter name"
-            )
+            raise InvalidSubjectError(f"CA common name {common_name!r} must be 1 to 64 characters; pick a shorter name")
         with store.locked(self._dir):
             have_key, have_cert = self.ca_key_path.exists(), self.ca_cert_path.exists()
             if (have_key or have_cert) and not force:
@@ -312,9 +309,7 @@ class CertificateAuthority:
             )
             store.ensure_dir(self._dir, store.DIR_MODE)
             store.atomic_write(self.ca_key_path, private_key_pem(key), store.PRIVATE_MODE)
-            store.atomic_write(
-                self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM), store.PUBLIC_MODE
-            )
+            store.atomic_write(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM), store.PUBLIC_MODE)
             self._publish_crl(_LoadedCA(key, cert), CertIndex())
             return True
 
@@ -360,8 +355,7 @@ class CertificateAuthority:
         spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
             raise CAMismatchError(
-                f"{self.ca_key_path} is not the key of {self.ca_cert_path}: restore the matching pair "
-                f"from a backup"
+                f"{self.ca_key_path} is not the key of {self.ca_cert_path}: restore the matching pair from a backup"
             )
         return _LoadedCA(key, cert)
 
@@ -498,8 +492,7 @@ class CertificateAuthority:
         not_before, not_after = not_before.replace(microsecond=0), not_after.replace(microsecond=0)
         if not_after <= not_before:
             raise ValidityError(
-                f"not_after ({not_after.isoformat()}) must be later than "
-                f"not_before ({not_before.isoformat()})"
+                f"not_after ({not_after.isoformat()}) must be later than not_before ({not_before.isoformat()})"
             )
         ca_end = ca.cert.not_valid_after_utc
         if not_after > ca_end:
@@ -742,9 +735,7 @@ def _public_key_from_csr(csr_pem: bytes, mac: str) -> CertificatePublicKeyTypes:
             raise CSRError(f"CSR for {mac} uses curve {public_key.curve.name}; use P-256 or P-384")
     elif isinstance(public_key, rsa.RSAPublicKey):
         if public_key.key_size < _MIN_RSA_BITS:
-            raise CSRError(
-                f"CSR for {mac} has a {public_key.key_size}-bit RSA key; use at least {_MIN_RSA_BITS} bits"
-            )
+            raise CSRError(f"CSR for {mac} has a {public_key.key_size}-bit RSA key; use at least {_MIN_RSA_BITS} bits")
     else:
         raise CSRError(f"CSR for {mac} has a {type(public_key).__name__}; use an EC P-256 or RSA 2048 key")
     return public_key

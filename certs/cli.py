@@ -144,9 +144,7 @@ def init_command(ctx: click.Context, common_name: str, days: int, force: bool, y
     """Create the CA and an empty CRL; does nothing when a CA already exists."""
     ca = _state(ctx).authority()
     if force and ca.is_initialized and not yes:
-        click.confirm(
-            f"Replace the CA in {ca.pki_dir}? Every certificate it issued stops being trusted", abort=True
-        )
+        click.confirm(f"Replace the CA in {ca.pki_dir}? Every certificate it issued stops being trusted", abort=True)
     if ca.init(common_name=common_name, days=days, force=force):
         click.echo(f"created CA {common_name!r} in {ca.pki_dir}")
     else:
@@ -211,8 +209,7 @@ def server_command(
     ca = _state(ctx).authority(broker_user=broker_user)
     issued = ca.issue_server(list(hosts), list(ips), days=days)
     click.echo(
-        f"issued server certificate {issued.serial} for {issued.common_name}, valid until "
-        f"{_when(issued.not_after)}"
+        f"issued server certificate {issued.serial} for {issued.common_name}, valid until {_when(issued.not_after)}"
     )
     click.echo(f"certfile {ca.server_cert_path}")
     click.echo(f"keyfile  {ca.server_key_path}")
@@ -230,9 +227,7 @@ def revoke_command(ctx: click.Context, mac: str) -> None:
         if any(row.kind == "device" and row.common_name == mac for row in ca.list_certs()):
             click.echo(f"every certificate of {mac} was already revoked; nothing to do")
             return
-        raise click.ClickException(
-            f"no certificate was ever issued to {mac}; check the MAC with `f2 certs list`"
-        )
+        raise click.ClickException(f"no certificate was ever issued to {mac}; check the MAC with `f2 certs list`")
     for serial in serials:
         click.echo(f"revoked {serial} ({mac})")
     click.echo(f"rewrote {ca.crl_path}")
@@ -325,9 +320,7 @@ def allow_reenroll_command(ctx: click.Context, mac: str) -> None:
     if not permit.enrolled:
         click.echo(f"{mac} has not enrolled yet: it can enroll with its claiming code; nothing to allow")
         return
-    click.echo(
-        f"{mac} may enroll once more with its claiming code (enrolled {permit.enrollments} time(s) so far)"
-    )
+    click.echo(f"{mac} may enroll once more with its claiming code (enrolled {permit.enrollments} time(s) so far)")
     click.echo(
         f"its current certificate {permit.serial} stays valid. If the old device is lost or replaced, run "
         f"`f2 certs revoke {mac}` now, before it enrolls again (revoke cuts off every certificate of {mac} "

@@ -200,9 +200,7 @@ def enroll(
     validate_mac(mac)
     ca_cert, out_dir = Path(ca_cert), Path(out_dir)
     if not claiming_code:
-        raise EnrollmentError(
-            f"no claiming code for {mac}: it is on the controller's label and in the registry"
-        )
+        raise EnrollmentError(f"no claiming code for {mac}: it is on the controller's label and in the registry")
     key_pem, csr_pem = generate_csr(mac)
     request = {"mac": mac, "claiming_code": claiming_code, "csr": csr_pem.decode("ascii")}
     waited = 0.0

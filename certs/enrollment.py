@@ -235,9 +235,7 @@ def server_tls_context(ca: CertificateAuthority, settings: EnrollSettings) -> ss
         if not cert_path.exists() or not key_path.exists():
             names, ips = _listen_names(settings.host)
             issued = ca.issue_server(names, ips)
-            log_event(
-                logging.INFO, "enroll.server_certificate_issued", serial=issued.serial, names=names, ips=ips
-            )
+            log_event(logging.INFO, "enroll.server_certificate_issued", serial=issued.serial, names=names, ips=ips)
     try:
         cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
     except (OSError, ValueError) as exc:
@@ -372,9 +370,7 @@ class _EnrollHandler(BaseHTTPRequestHandler):
                 assert decision.scope is not None
                 raise rate_limited(decision.scope, decision.retry_after_header)
             if path != ENROLL_PATH:
-                raise Refusal(
-                    404, "not-found", f"no such endpoint; enroll with POST {ENROLL_PATH}", "unknown-path"
-                )
+                raise Refusal(404, "not-found", f"no such endpoint; enroll with POST {ENROLL_PATH}", "unknown-path")
             if self.command != "POST":
                 raise Refusal(405, "method-not-allowed", f"use POST {ENROLL_PATH}", "method-not-allowed")
             body = self._read_body()
@@ -414,18 +410,14 @@ class _EnrollHandler(BaseHTTPRequestHandler):
                 extra={"fields": {"event": "enroll.failed", "mac": mac, "client": self._client()}},
             )
             self._refuse(
-                Refusal(
-                    500, "internal-error", "the enrollment failed on the server; retry later", "internal"
-                ),
+                Refusal(500, "internal-error", "the enrollment failed on the server; retry later", "internal"),
                 mac,
                 logged=True,
             )
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding") is not None:
-            raise bad_request(
-                "chunked transfer encoding is not supported; send Content-Length", "transfer-encoding"
-            )
+            raise bad_request("chunked transfer encoding is not supported; send Content-Length", "transfer-encoding")
         length_header = self.headers.get("Content-Length")
         if length_header is None:
             raise Refusal(411, "length-required", "send a Content-Length header", "no-content-length")

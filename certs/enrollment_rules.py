@@ -150,9 +150,7 @@ def parse_enroll_request(body: bytes, content_type: str | None) -> EnrollRequest
     if not _is_json(content_type):
         raise bad_request("send the request as JSON with Content-Type: application/json", "content-type")
     if len(body) > MAX_BODY_BYTES:
-        raise Refusal(
-            413, "payload-too-large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body-too-large"
-        )
+        raise Refusal(413, "payload-too-large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body-too-large")
     try:
         text = body.decode("utf-8")
         raw = json.loads(text, object_pairs_hook=_no_duplicates)
@@ -204,9 +202,7 @@ def _parse_mac(value: object) -> str:
     if value is None:
         raise bad_request("mac is missing", "missing-mac")
     if not isinstance(value, str) or len(value) > 32:
-        raise bad_request(
-            "mac must be the controller's MAC: 12 lowercase hex digits without separators", "invalid-mac"
-        )
+        raise bad_request("mac must be the controller's MAC: 12 lowercase hex digits without separators", "invalid-mac")
     try:
         return validate_mac(value)
     except InvalidMacError as exc:
@@ -226,16 +222,12 @@ def check_csr(csr_pem: bytes, mac: str) -> None:
     try:
         signed = csr.is_signature_valid
     except Exception as exc:  # an unsupported key or signature algorithm
-        raise bad_request(
-            "csr uses an unsupported key or signature algorithm; use EC P-256", "invalid-csr"
-        ) from exc
+        raise bad_request("csr uses an unsupported key or signature algorithm; use EC P-256", "invalid-csr") from exc
     if not signed:
         raise bad_request("csr is not signed by the key it contains; generate it again", "csr-signature")
     names = [attribute.value for attribute in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if names != [mac]:
-        raise bad_request(
-            f"the CSR's subject must be exactly CN={mac} (the controller's own MAC)", "csr-common-name"
-        )
+        raise bad_request(f"the CSR's subject must be exactly CN={mac} (the controller's own MAC)", "csr-common-name")
 
 
 def _digest(code: str) -> bytes:

@@ -22,8 +22,7 @@ LEDGER: Final = '"VtDevice".f2_enrollments'
 # Literal statements (no string building): only values travel, always as parameters.
 _CODE_SQL: Final = 'SELECT claimingcode FROM "VtDevice".devices WHERE macaddress = %s'
 _STATE_SQL: Final = (
-    "SELECT mac, serial, enrolled_at, enrollments, reenroll_allowed "
-    'FROM "VtDevice".f2_enrollments WHERE mac = %s'
+    'SELECT mac, serial, enrolled_at, enrollments, reenroll_allowed FROM "VtDevice".f2_enrollments WHERE mac = %s'
 )
 # Serialises enrollments of one MAC across every instance of the service: the second waits for the
 # first to commit, then sees its row (a lock on a row that does not exist yet is not possible).
@@ -106,9 +105,7 @@ class EnrollmentTransaction:
 class EnrollmentStore:
     """Opens a short connection per call, so a registry restart costs one failed request, not the service."""
 
-    def __init__(
-        self, dsn: DsnSource, *, connect_timeout: int = 5, statement_timeout_ms: int = 10000
-    ) -> None:
+    def __init__(self, dsn: DsnSource, *, connect_timeout: int = 5, statement_timeout_ms: int = 10000) -> None:
         self._dsn = dsn
         self._connect_timeout = connect_timeout
         self._statement_timeout_ms = statement_timeout_ms

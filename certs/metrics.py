@@ -20,12 +20,16 @@ class CertificateExpiryCollector(Collector):
         self.daemon = daemon
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(METRIC, "When each live certificate expires, and when the CRL's next update "
-                                   "is due (Unix seconds)", labels=["daemon", "kind", "subject"])
+        family = GaugeMetricFamily(
+            METRIC,
+            "When each live certificate expires, and when the CRL's next update is due (Unix seconds)",
+            labels=["daemon", "kind", "subject"],
+        )
         if self.ca.is_initialized:
             ca_cert = x509.load_pem_x509_certificate(self.ca.ca_cert_path.read_bytes())
-            family.add_metric([self.daemon, "ca", ca_cert.subject.rfc4514_string()],
-                              ca_cert.not_valid_after_utc.timestamp())
+            family.add_metric(
+                [self.daemon, "ca", ca_cert.subject.rfc4514_string()], ca_cert.not_valid_after_utc.timestamp()
+            )
             for info in self.ca.list_certs():
                 if info.revoked or info.superseded or info.expired:
                     continue

@@ -148,14 +148,19 @@ class Bridge:
             session.poll(0.0, read=False)  # keeps the connection alive while Kafka is slow
         self._count_delivered()
         if len(producer) or self._backlog:
-            log.warning("%d records not confirmed by Kafka at shutdown; the broker will redeliver them",
-                        len(producer) + len(self._backlog))
+            log.warning(
+                "%d records not confirmed by Kafka at shutdown; the broker will redeliver them",
+                len(producer) + len(self._backlog),
+            )
         session.close()
 
     def health(self) -> tuple[bool, dict[str, object]]:
         ok = self.session is not None and self.session.connected
-        return ok, {"mqtt_connected": ok, "last_kafka_error": self._last_kafka_error,
-                    "kafka_queue": len(self.producer) if self.producer else None}
+        return ok, {
+            "mqtt_connected": ok,
+            "last_kafka_error": self._last_kafka_error,
+            "kafka_queue": len(self.producer) if self.producer else None,
+        }
 
     def _close_producer(self) -> None:
         if self.producer is not None:
@@ -182,8 +187,13 @@ class Bridge:
             if on_delivery is None:
                 on_delivery = callbacks[msg.packet_id] = partial(self._on_delivery, connection, msg.packet_id)
             try:
-                produce(raw, value=msg.payload, key=key, headers=[(h_topic, topic), (h_received, received_at)],
-                        on_delivery=on_delivery)
+                produce(
+                    raw,
+                    value=msg.payload,
+                    key=key,
+                    headers=[(h_topic, topic), (h_received, received_at)],
+                    on_delivery=on_delivery,
+                )
             except BufferError:
                 # Kafka is slow or away: hold the rest and stop reading the socket until there is room.
                 self._backlog = publishes[i:]
@@ -208,9 +218,13 @@ class Bridge:
         failed, self._failed = self._failed, []
         for n, (record, connection, packet_id) in enumerate(failed):
             try:
-                self.producer.produce(topics.RAW, value=record.value(), key=record.key(),
-                                      headers=record.headers(),
-                                      on_delivery=partial(self._on_delivery, connection, packet_id))
+                self.producer.produce(
+                    topics.RAW,
+                    value=record.value(),
+                    key=record.key(),
+                    headers=record.headers(),
+                    on_delivery=partial(self._on_delivery, connection, packet_id),
+                )
             except BufferError:
                 self._failed = failed[n:]
                 self.producer.poll(0.05)
@@ -242,8 +256,9 @@ class Bridge:
         if not (len(self.producer) or self._failed or self._backlog):
             self._progress_at = now
         elif now - self._progress_at > self.settings.kafka_stall_s and not self._closing:
-            restart_worker(f"Kafka confirmed none of {len(self.producer)} outstanding records for "
-                           f"{now - self._progress_at:.0f} s")
+            restart_worker(
+                f"Kafka confirmed none of {len(self.producer)} outstanding records for {now - self._progress_at:.0f} s"
+            )
         if now - self._kafka_confirmed_at > _KAFKA_CHECK_S and not self._closing:
             self._check_kafka(now)
 

@@ -21,8 +21,9 @@ def next_offsets(records: list[Message]) -> list[TopicPartition]:
     """
     last = {(m.topic(), m.partition()): m.offset() for m in records}
     # Consumed records always carry their coordinates; the check runs once per partition, not per record.
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()
-            if t is not None and p is not None and o is not None]
+    return [
+        TopicPartition(t, p, o + 1) for (t, p), o in last.items() if t is not None and p is not None and o is not None
+    ]
 
 
 def first_offsets(records: list[Message]) -> list[TopicPartition]:

@@ -213,8 +213,13 @@ class MqttSession:
             return
         # clean_start=False resumes the session and its queued, unacknowledged messages after a restart.
         self._out += connect_packet(
-            opts.client_id, opts.username, opts.password, keepalive_s=opts.keepalive_s, clean_start=False,
-            session_expiry_s=opts.session_expiry_s, receive_maximum=opts.receive_maximum,
+            opts.client_id,
+            opts.username,
+            opts.password,
+            keepalive_s=opts.keepalive_s,
+            clean_start=False,
+            session_expiry_s=opts.session_expiry_s,
+            receive_maximum=opts.receive_maximum,
         )
         self.state = State.HANDSHAKE
         self._deadline = self._clock() + opts.connect_timeout_s
@@ -251,8 +256,9 @@ class MqttSession:
                     break
                 if packet.qos:
                     if packet.qos > self.options.qos:
-                        self._lost(f"the broker sent a QoS {packet.qos} PUBLISH on a QoS {self.options.qos} "
-                                   "subscription")
+                        self._lost(
+                            f"the broker sent a QoS {packet.qos} PUBLISH on a QoS {self.options.qos} subscription"
+                        )
                         break
                     expect_ack(packet.packet_id)
                 take(packet)

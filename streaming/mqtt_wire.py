@@ -37,27 +37,75 @@ PROP_RECEIVE_MAXIMUM: Final = 0x21
 # Value type of every v5 property, to skip the ones nobody reads.
 _BYTE, _TWO, _FOUR, _VARINT, _UTF8, _BINARY, _PAIR = range(7)
 _PROPERTY_TYPES: Final[dict[int, int]] = {
-    0x01: _BYTE, 0x02: _FOUR, 0x03: _UTF8, 0x08: _UTF8, 0x09: _BINARY, 0x0B: _VARINT, 0x11: _FOUR,
-    0x12: _UTF8, 0x13: _TWO, 0x15: _UTF8, 0x16: _BINARY, 0x17: _BYTE, 0x18: _FOUR, 0x19: _BYTE,
-    0x1A: _UTF8, 0x1C: _UTF8, 0x1F: _UTF8, 0x21: _TWO, 0x22: _TWO, 0x23: _TWO, 0x24: _BYTE, 0x25: _BYTE,
-    0x26: _PAIR, 0x27: _FOUR, 0x28: _BYTE, 0x29: _BYTE, 0x2A: _BYTE,
+    0x01: _BYTE,
+    0x02: _FOUR,
+    0x03: _UTF8,
+    0x08: _UTF8,
+    0x09: _BINARY,
+    0x0B: _VARINT,
+    0x11: _FOUR,
+    0x12: _UTF8,
+    0x13: _TWO,
+    0x15: _UTF8,
+    0x16: _BINARY,
+    0x17: _BYTE,
+    0x18: _FOUR,
+    0x19: _BYTE,
+    0x1A: _UTF8,
+    0x1C: _UTF8,
+    0x1F: _UTF8,
+    0x21: _TWO,
+    0x22: _TWO,
+    0x23: _TWO,
+    0x24: _BYTE,
+    0x25: _BYTE,
+    0x26: _PAIR,
+    0x27: _FOUR,
+    0x28: _BYTE,
+    0x29: _BYTE,
+    0x2A: _BYTE,
 }
 _FIXED_SIZES: Final[dict[int, int]] = {_BYTE: 1, _TWO: 2, _FOUR: 4}
 
 REASONS: Final[dict[int, str]] = {
-    0x00: "Success", 0x01: "Granted QoS 1", 0x02: "Granted QoS 2", 0x04: "Disconnect with Will Message",
-    0x80: "Unspecified error", 0x81: "Malformed Packet", 0x82: "Protocol Error",
-    0x83: "Implementation specific error", 0x84: "Unsupported Protocol Version",
-    0x85: "Client Identifier not valid", 0x86: "Bad User Name or Password", 0x87: "Not authorized",
-    0x88: "Server unavailable", 0x89: "Server busy", 0x8A: "Banned", 0x8B: "Server shutting down",
-    0x8C: "Bad authentication method", 0x8D: "Keep Alive timeout", 0x8E: "Session taken over",
-    0x8F: "Topic Filter invalid", 0x90: "Topic Name invalid", 0x91: "Packet Identifier in use",
-    0x93: "Receive Maximum exceeded", 0x94: "Topic Alias invalid", 0x95: "Packet too large",
-    0x96: "Message rate too high", 0x97: "Quota exceeded", 0x98: "Administrative action",
-    0x99: "Payload format invalid", 0x9A: "Retain not supported", 0x9B: "QoS not supported",
-    0x9C: "Use another server", 0x9D: "Server moved", 0x9E: "Shared Subscriptions not supported",
-    0x9F: "Connection rate exceeded", 0xA0: "Maximum connect time",
-    0xA1: "Subscription Identifiers not supported", 0xA2: "Wildcard Subscriptions not supported",
+    0x00: "Success",
+    0x01: "Granted QoS 1",
+    0x02: "Granted QoS 2",
+    0x04: "Disconnect with Will Message",
+    0x80: "Unspecified error",
+    0x81: "Malformed Packet",
+    0x82: "Protocol Error",
+    0x83: "Implementation specific error",
+    0x84: "Unsupported Protocol Version",
+    0x85: "Client Identifier not valid",
+    0x86: "Bad User Name or Password",
+    0x87: "Not authorized",
+    0x88: "Server unavailable",
+    0x89: "Server busy",
+    0x8A: "Banned",
+    0x8B: "Server shutting down",
+    0x8C: "Bad authentication method",
+    0x8D: "Keep Alive timeout",
+    0x8E: "Session taken over",
+    0x8F: "Topic Filter invalid",
+    0x90: "Topic Name invalid",
+    0x91: "Packet Identifier in use",
+    0x93: "Receive Maximum exceeded",
+    0x94: "Topic Alias invalid",
+    0x95: "Packet too large",
+    0x96: "Message rate too high",
+    0x97: "Quota exceeded",
+    0x98: "Administrative action",
+    0x99: "Payload format invalid",
+    0x9A: "Retain not supported",
+    0x9B: "QoS not supported",
+    0x9C: "Use another server",
+    0x9D: "Server moved",
+    0x9E: "Shared Subscriptions not supported",
+    0x9F: "Connection rate exceeded",
+    0xA0: "Maximum connect time",
+    0xA1: "Subscription Identifiers not supported",
+    0xA2: "Wildcard Subscriptions not supported",
 }
 
 
@@ -248,8 +296,11 @@ def decode_packets(buf: bytes) -> tuple[list[Packet], int]:
                 cursor += 1
             else:
                 cursor = _skip_properties(buf, cursor, end)
-            append(_new_publish((buf[body + 2 : topic_end], buf[cursor:end], qos, packet_id, bool(first & 0x08),
-                                 bool(first & 0x01))))
+            append(
+                _new_publish(
+                    (buf[body + 2 : topic_end], buf[cursor:end], qos, packet_id, bool(first & 0x08), bool(first & 0x01))
+                )
+            )
         else:
             append(_control_packet(first, buf, body, end))
         pos = end
@@ -335,8 +386,12 @@ def _control_packet(first: int, buf: bytes, body: int, end: int) -> Packet:
         # A broker that refuses v5 answers in the 3.1.1 form: two bytes, no properties.
         props = _properties(buf, body + 2, end) if length > 2 else {}
         keep_alive = props.get(PROP_SERVER_KEEP_ALIVE)
-        return ConnAck(buf[body + 1], bool(buf[body] & 0x01), keep_alive if isinstance(keep_alive, int) else None,
-                       _reason_string(props))
+        return ConnAck(
+            buf[body + 1],
+            bool(buf[body] & 0x01),
+            keep_alive if isinstance(keep_alive, int) else None,
+            _reason_string(props),
+        )
     if first == SUBACK:
         if length < 3:
             raise MqttProtocolError("malformed SUBACK: shorter than 3 bytes")

@@ -47,9 +47,7 @@ def parse_payload(raw: bytes, max_bytes: int) -> Payload:
     if data is _ABSENT:
         data = None
     elif not isinstance(data, str):
-        raise DecodeError(
-            "malformed-payload", f"field 'data' is a JSON {_json_type(data)}; expected a hex string"
-        )
+        raise DecodeError("malformed-payload", f"field 'data' is a JSON {_json_type(data)}; expected a hex string")
     if "timestamp" not in obj:
         raise DecodeError("missing-timestamp", "payload has no 'timestamp' field")
     timestamp_us = parse_timestamp(obj.pop("timestamp"))
@@ -64,9 +62,7 @@ def parse_timestamp(value: object) -> int:
             f"timestamp is a JSON {_json_type(value)}; expected a string {_EXPECTED_TIMESTAMP}",
         )
     if _TIMESTAMP_RE.fullmatch(value) is None:
-        raise DecodeError(
-            "bad-timestamp", f"timestamp {_shown(value)} is not in the format {_EXPECTED_TIMESTAMP}"
-        )
+        raise DecodeError("bad-timestamp", f"timestamp {_shown(value)} is not in the format {_EXPECTED_TIMESTAMP}")
     try:
         moment = datetime.fromisoformat(value)
         offset = moment.utcoffset()
@@ -75,9 +71,7 @@ def parse_timestamp(value: object) -> int:
         # Integer timedelta division: exact, unlike float timestamp().
         return (moment - _EPOCH) // _ONE_US
     except (ValueError, OverflowError) as exc:
-        raise DecodeError(
-            "bad-timestamp", f"timestamp {_shown(value)} is not a valid instant: {exc}"
-        ) from None
+        raise DecodeError("bad-timestamp", f"timestamp {_shown(value)} is not a valid instant: {exc}") from None
 
 
 def redact_reader_payload(raw: bytes) -> bytes:

@@ -88,34 +88,38 @@ class Processor:
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
         kafka = self.conn.kafka_config()
-        self.producer = Producer({
-            **kafka,
-            "transactional.id": f"f2-processor-{self.settings.instance_id}",
-            "transaction.timeout.ms": self.settings.transaction_timeout_ms,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "batch.num.messages": 10000,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 500000,
-        })
+        self.producer = Producer(
+            {
+                **kafka,
+                "transactional.id": f"f2-processor-{self.settings.instance_id}",
+                "transaction.timeout.ms": self.settings.transaction_timeout_ms,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "batch.num.messages": 10000,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 500000,
+            }
+        )
         # Aborts whatever a previous incarnation with the same transactional id left open.
         self.watchdog = Watchdog()
         with self.watchdog.guard("init_transactions", 120):
             self.producer.init_transactions(60)
-        self.consumer = Consumer({
-            **kafka,
-            "group.id": topics.GROUP_PROCESSOR,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "max.poll.interval.ms": 300000,
-            "partition.assignment.strategy": "cooperative-sticky",
-            # Fuller fetches: a fetch per few records cost the broker more CPU than the records themselves;
-            # this waits at most fetch.wait.max.ms for 64 kB (a few hundred frames).
-            "fetch.min.bytes": 65536,
-            "fetch.wait.max.ms": 25,
-        })
+        self.consumer = Consumer(
+            {
+                **kafka,
+                "group.id": topics.GROUP_PROCESSOR,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "max.poll.interval.ms": 300000,
+                "partition.assignment.strategy": "cooperative-sticky",
+                # Fuller fetches: a fetch per few records cost the broker more CPU than the records themselves;
+                # this waits at most fetch.wait.max.ms for 64 kB (a few hundred frames).
+                "fetch.min.bytes": 65536,
+                "fetch.wait.max.ms": 25,
+            }
+        )
         self.consumer.subscribe([topics.RAW], on_assign=self._on_assign, on_revoke=self._on_revoke)
         stack.callback(self.consumer.close)
         listener = RegistryListener(self.registry_dsn, self.cache.set_version, self._stop_listener)
@@ -179,9 +183,7 @@ class Processor:
                 self._produce(topics.DEADLETTER, dead_key, dead_value, headers)
             # Both calls can hang past their timeouts in librdkafka: the watchdog turns that into a restart.
             with self.watchdog.guard("send_offsets_to_transaction", 60):
-                producer.send_offsets_to_transaction(
-                    next_offsets(records), self.consumer.consumer_group_metadata(), 30
-                )
+                producer.send_offsets_to_transaction(next_offsets(records), self.consumer.consumer_group_metadata(), 30)
             with self.watchdog.guard("commit_transaction", 90):
                 producer.commit_transaction(60)
         except BaseException:
@@ -208,8 +210,10 @@ class Processor:
             mqtt_topic = header(record.headers(), topics.H_MQTT_TOPIC)
             try:
                 if mqtt_topic is None:
-                    raise DecodeError("bad-topic", "the raw record has no f2.mqtt.topic header; "
-                                      "only the bridge should write to f2.raw")
+                    raise DecodeError(
+                        "bad-topic",
+                        "the raw record has no f2.mqtt.topic header; only the bridge should write to f2.raw",
+                    )
                 topic = parse_topic(mqtt_topic)
                 if topic.is_reader:
                     IGNORED.labels(DAEMON, "reader").inc()
@@ -217,16 +221,18 @@ class Processor:
                 payload = parse_payload(value, max_bytes)
                 controller = self.cache.get(topic.mac)
                 if controller is None:
-                    raise DecodeError("unknown-controller",
-                                      f"controller {topic.mac} is not in the registry; register it first")
+                    raise DecodeError(
+                        "unknown-controller", f"controller {topic.mac} is not in the registry; register it first"
+                    )
                 device = controller.resolve(topic.connector, topic.position)
                 decoded = decode_message(topic, payload, device)
                 try:
                     readings.extend(encode_readings(decoded))
                 except ValueError as exc:
                     # A Float32 NaN or infinity: not a reading, and not representable in the decoded contract.
-                    raise DecodeError("malformed-payload", f"the frame decodes to a non-finite value ({exc}); "
-                                      "check the sensor") from exc
+                    raise DecodeError(
+                        "malformed-payload", f"the frame decodes to a non-finite value ({exc}); check the sensor"
+                    ) from exc
             except DecodeError as exc:
                 dead_value = value
                 if mqtt_topic is not None and _looks_like_reader(mqtt_topic):
@@ -251,8 +257,9 @@ class Processor:
             except BufferError:
                 self._produce(topic, key, value)
 
-    def _produce(self, topic: str, key: bytes | str | None, value: bytes | None,
-                 headers: Headers | None = None) -> None:
+    def _produce(
+        self, topic: str, key: bytes | str | None, value: bytes | None, headers: Headers | None = None
+    ) -> None:
         assert self.producer is not None
         while True:
             try:

@@ -32,11 +32,13 @@ def encode_readings(readings: list[Reading]) -> list[tuple[bytes, bytes]]:
         value = float(r.value)
         if not math.isfinite(value):
             raise ValueError(f"datapoint {r.datapoint_id} decoded to {value!r}")
-        out.append((
-            f"{r.device_id}:{r.datapoint_id}".encode(),
-            f'{{"timestamp": "{stamp}", "device_id": {r.device_id}, "datapoint_id": {r.datapoint_id}, '
-            f'"value": {value!r}}}'.encode(),
-        ))
+        out.append(
+            (
+                f"{r.device_id}:{r.datapoint_id}".encode(),
+                f'{{"timestamp": "{stamp}", "device_id": {r.device_id}, "datapoint_id": {r.datapoint_id}, '
+                f'"value": {value!r}}}'.encode(),
+            )
+        )
     return out
 
 

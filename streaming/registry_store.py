@@ -38,8 +38,25 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
     connectors: set[int] = set()
     devices: dict[tuple[int, int], tuple[tuple, list[Datapoint]]] = {}
     for row in rows:
-        (_, connector, position, device_id, device_name, template_id, template_name, frame_check,
-         dp_id, label, encoding, offset, length, decimals, unit, min_value, max_value) = row
+        (
+            _,
+            connector,
+            position,
+            device_id,
+            device_name,
+            template_id,
+            template_name,
+            frame_check,
+            dp_id,
+            label,
+            encoding,
+            offset,
+            length,
+            decimals,
+            unit,
+            min_value,
+            max_value,
+        ) = row
         if connector is None:
             continue
         connectors.add(int(connector))
@@ -50,8 +67,19 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
             key, ((int(device_id), str(device_name), template_id, template_name, frame_check), [])
         )
         if dp_id is not None:
-            points.append(Datapoint(int(dp_id), str(label), str(encoding), int(offset), int(length), int(decimals),
-                                    str(unit).strip(), min_value, max_value))
+            points.append(
+                Datapoint(
+                    int(dp_id),
+                    str(label),
+                    str(encoding),
+                    int(offset),
+                    int(length),
+                    int(decimals),
+                    str(unit).strip(),
+                    min_value,
+                    max_value,
+                )
+            )
     wired = {
         key: WiredDevice(
             device_id=head[0],
@@ -77,8 +105,9 @@ class RegistryStore:
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.dsn, connect_timeout=int(self.connect_timeout),
-                                         options="-c default_transaction_read_only=on")
+            self._conn = psycopg.connect(
+                self.dsn, connect_timeout=int(self.connect_timeout), options="-c default_transaction_read_only=on"
+            )
         return self._conn
 
     def load(self, mac: str) -> tuple[int, ControllerTopology | None]:

@@ -103,10 +103,14 @@ class Endpoint:
             payload = {"timestamp": device_time(ts), "data": format_hex(frame)}
             readings = [(labels[k].datapoint_id, v) for k, v in values.items()]
         ts_text = rfc3339_from_us(ts)
-        return self.topic(), json.dumps(payload).encode(), [
-            {"timestamp": ts_text, "device_id": self.device.device_id, "datapoint_id": dp, "value": v}
-            for dp, v in readings
-        ]
+        return (
+            self.topic(),
+            json.dumps(payload).encode(),
+            [
+                {"timestamp": ts_text, "device_id": self.device.device_id, "datapoint_id": dp, "value": v}
+                for dp, v in readings
+            ],
+        )
 
 
 class Ledger:
@@ -139,8 +143,9 @@ class DeviceIdentity:
 class ControllerClient:
     """One controller's MQTT connection; tracks its unacknowledged publishes for the ledger."""
 
-    def __init__(self, mac: str, conn: ConnectionSettings, ledger: Ledger,
-                 identity: DeviceIdentity | None = None) -> None:
+    def __init__(
+        self, mac: str, conn: ConnectionSettings, ledger: Ledger, identity: DeviceIdentity | None = None
+    ) -> None:
         self.mac = mac
         self.ledger = ledger
         self.pending: dict[int, tuple[str, bytes, list[dict[str, object]]]] = {}
@@ -175,8 +180,7 @@ class ControllerClient:
         if early is not None:
             self._acknowledged(entry, early)
 
-    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: mqtt.ReasonCode,
-                    props: object) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: mqtt.ReasonCode, props: object) -> None:
         with self.lock:
             entry = self.pending.pop(mid, None)
             if entry is None:
@@ -214,8 +218,9 @@ def load_endpoints(registry_dsn: str, macs: Iterable[str], seed: int) -> list[En
     return endpoints
 
 
-def enrolled_identities(conn: ConnectionSettings, macs: list[str], devices_dir: Path,
-                        enroll_url: str | None) -> dict[str, DeviceIdentity]:
+def enrolled_identities(
+    conn: ConnectionSettings, macs: list[str], devices_dir: Path, enroll_url: str | None
+) -> dict[str, DeviceIdentity]:
     """Each controller's certificate, enrolling (with its registry claiming code) those that have none yet."""
     from certs.enroll_client import enroll
 
@@ -231,9 +236,12 @@ def enrolled_identities(conn: ConnectionSettings, macs: list[str], devices_dir: 
                 raise SystemExit(f"{mac} has no certificate in {devices_dir} and F2_ENROLL_URL is not set")
             if not codes:
                 with psycopg.connect(conn.registry_dsn, connect_timeout=10) as db:
-                    codes = dict(db.execute(
-                        'SELECT macaddress, claimingcode FROM "VtDevice".devices WHERE macaddress = ANY(%s)',
-                        (macs,)).fetchall())
+                    codes = dict(
+                        db.execute(
+                            'SELECT macaddress, claimingcode FROM "VtDevice".devices WHERE macaddress = ANY(%s)',
+                            (macs,),
+                        ).fetchall()
+                    )
             crt, key = enroll(enroll_url, mac, codes.get(mac) or "", Path(conn.ca_cert), devices_dir)
         identities[mac] = DeviceIdentity(crt, key)
     return identities

@@ -84,21 +84,23 @@ class Sink:
         kafka = self.conn.kafka_config()
         self.dead_producer = Producer({**kafka, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
         stack.callback(lambda: self.dead_producer.flush(10) if self.dead_producer else None)
-        self.consumer = Consumer({
-            **kafka,
-            "group.id": topics.GROUP_SINK,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            # A long database outage must not cost the sink its partitions.
-            "max.poll.interval.ms": 900000,
-            "partition.assignment.strategy": "cooperative-sticky",
-            "fetch.max.bytes": 52428800,
-            # Fewer, fuller fetches: less broker CPU per record, at most this much added latency.
-            "fetch.min.bytes": 65536,
-            "fetch.wait.max.ms": 50,
-        })
+        self.consumer = Consumer(
+            {
+                **kafka,
+                "group.id": topics.GROUP_SINK,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                # A long database outage must not cost the sink its partitions.
+                "max.poll.interval.ms": 900000,
+                "partition.assignment.strategy": "cooperative-sticky",
+                "fetch.max.bytes": 52428800,
+                # Fewer, fuller fetches: less broker CPU per record, at most this much added latency.
+                "fetch.min.bytes": 65536,
+                "fetch.wait.max.ms": 50,
+            }
+        )
         self.consumer.subscribe([topics.DECODED], on_assign=self._on_assign, on_revoke=self._on_revoke)
         stack.callback(self._close)
         self._probe_database()
@@ -129,8 +131,12 @@ class Sink:
         self.flush()
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        return self._db_ok, {"database": "ok" if self._db_ok else "unavailable", "pending": len(self.pending),
-                             "batches_in_flight": self._in_flight, "assigned_partitions": sorted(self._assigned)}
+        return self._db_ok, {
+            "database": "ok" if self._db_ok else "unavailable",
+            "pending": len(self.pending),
+            "batches_in_flight": self._in_flight,
+            "assigned_partitions": sorted(self._assigned),
+        }
 
     def _close(self) -> None:
         if self.consumer is not None:
@@ -259,8 +265,9 @@ class Sink:
                 self._db_failed(exc)
                 if STOP.signals > 1:
                     raise
-                log.warning("database unavailable (%s); retrying the batch of %d in %.1f s",
-                            exc, len(batch.messages), delay)
+                log.warning(
+                    "database unavailable (%s); retrying the batch of %d in %.1f s", exc, len(batch.messages), delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
         if batch.dead:

@@ -95,8 +95,11 @@ def supervise(module: str) -> int:
         if code != EXIT_HUNG or stopping.is_set():
             return code
         restarts += 1
-        print(f'{{"level": "warning", "msg": "worker {module} hung and exited; restart {restarts}"}}',
-              file=sys.stderr, flush=True)
+        print(
+            f'{{"level": "warning", "msg": "worker {module} hung and exited; restart {restarts}"}}',
+            file=sys.stderr,
+            flush=True,
+        )
         time.sleep(min(5.0, 0.5 * restarts))
 
 

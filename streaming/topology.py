@@ -91,8 +91,17 @@ class ControllerTopology:
                     "template_name": d.template_name,
                     "frame_check": d.frame_check,
                     "datapoints": [
-                        [dp.datapoint_id, dp.label, dp.encoding, dp.offset, dp.length, dp.decimals, dp.unit,
-                         dp.min_value, dp.max_value]
+                        [
+                            dp.datapoint_id,
+                            dp.label,
+                            dp.encoding,
+                            dp.offset,
+                            dp.length,
+                            dp.decimals,
+                            dp.unit,
+                            dp.min_value,
+                            dp.max_value,
+                        ]
                         for dp in d.datapoints
                     ],
                 }

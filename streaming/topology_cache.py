@@ -125,8 +125,9 @@ _MISS = object()
 
 def connect_redis(url: str, timeout_s: float) -> redis.Redis:
     # Timeouts everywhere: a Redis that stops answering must never hang the processor.
-    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                health_check_interval=30)
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+    )
 
 
 __all__ = ["TopologyCache", "TransientError", "connect_redis", "redis_key"]

@@ -123,4 +123,6 @@ class Pipeline:
 
 def env_without_proxy(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy")} | {
-        "PYTHONUNBUFFERED": "1", "F2_LOG_LEVEL": os.environ.get("F2_LOG_LEVEL", "INFO")}
+        "PYTHONUNBUFFERED": "1",
+        "F2_LOG_LEVEL": os.environ.get("F2_LOG_LEVEL", "INFO"),
+    }

@@ -37,8 +37,9 @@ def publish(conn: ConnectionSettings, messages: list[tuple[str, bytes]]) -> None
     done = threading.Event()
     acked: set[int] = set()
     mids: list[int] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+    )
     client.username_pw_set(conn.mqtt_username, conn.mqtt_password)
 
     def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, p: object) -> None:
@@ -62,8 +63,14 @@ class TopicReader:
     """Reads a Kafka topic from its end as of creation (read_committed), for asserting what the daemons wrote."""
 
     def __init__(self, conn: ConnectionSettings, topic: str) -> None:
-        self.consumer = Consumer({**conn.kafka_config(), "group.id": f"test-{uuid.uuid4().hex}",
-                                  "enable.auto.commit": False, "isolation.level": "read_committed"})
+        self.consumer = Consumer(
+            {
+                **conn.kafka_config(),
+                "group.id": f"test-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
         meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
         parts = []
         for p in meta.partitions:
@@ -140,7 +147,8 @@ def reconcile(ledger: Path, dsn: str) -> Reconciliation:
     report.missing = sorted(set(expected) - set(stored))[:20]
     report.unexpected = sorted(set(stored) - set(expected))[:20]
     report.wrong_value = [
-        (k, expected[k], stored[k]) for k in set(expected) & set(stored)
+        (k, expected[k], stored[k])
+        for k in set(expected) & set(stored)
         if not math.isclose(expected[k], stored[k], rel_tol=0, abs_tol=1e-9)
     ][:20]
     return report

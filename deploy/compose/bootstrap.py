@@ -100,10 +100,7 @@ def write_all(out: Path, f2: list[str], mqtt_hosts: list[str]) -> list[str]:
         ),
     )
     # Redis: ACL users with hashed passwords; no default user
-    redis = {
-        user: s.password(f"redis_{user.removeprefix('f2-')}_password")
-        for user in ("f2-processor", "f2-dagster")
-    }
+    redis = {user: s.password(f"redis_{user.removeprefix('f2-')}_password") for user in ("f2-processor", "f2-dagster")}
     health = s.password("redis_health_password")
 
     def sha(pw: str) -> str:

@@ -185,8 +185,11 @@ def references_stage(run: Run) -> StageResult:
             "rows/s",
             note=f"batches of {run.config.reference_batch_rows:,} rows, the sink's SQL",
         ),
-        Measure("the sink's whole write transaction: COPY, insert (upsert if keys exist), latest_values",
-                copy_latest_rate, "rows/s"),
+        Measure(
+            "the sink's whole write transaction: COPY, insert (upsert if keys exist), latest_values",
+            copy_latest_rate,
+            "rows/s",
+        ),
         Measure(
             "naive stage: Redis GET per message, executemany upserts of 1,000",
             frames_rate,

@@ -32,17 +32,31 @@ def sink() -> None:
 
 
 @click.command()
-@click.option("--controllers", type=int, default=None,
-              help="Register and drive N generated controllers instead of the sample fleet.")
-@click.option("--interval", type=float, default=30.0, show_default=True,
-              help="Seconds between frames of one sensor (fractions allowed, down to milliseconds).")
+@click.option(
+    "--controllers",
+    type=int,
+    default=None,
+    help="Register and drive N generated controllers instead of the sample fleet.",
+)
+@click.option(
+    "--interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds between frames of one sensor (fractions allowed, down to milliseconds).",
+)
 @click.option("--count", type=int, default=None, help="Stop after publishing this many messages.")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Append every message the broker acknowledged, with its readings, as JSON lines.")
+@click.option(
+    "--ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append every message the broker acknowledged, with its readings, as JSON lines.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed of the value models.")
-def simulate(controllers: int | None, interval: float, count: int | None, duration: float | None,
-             ledger: Path | None, seed: int) -> None:
+def simulate(
+    controllers: int | None, interval: float, count: int | None, duration: float | None, ledger: Path | None, seed: int
+) -> None:
     """Simulated F2 controllers publishing telemetry and status over MQTT (QoS 1)."""
     import logging
     import signal
@@ -76,8 +90,18 @@ def simulate(controllers: int | None, interval: float, count: int | None, durati
         identities = enrolled_identities(conn, macs, devices_dir, sim.enroll_url)
     elif sim.transport != "internal":
         raise click.BadParameter(f"F2_SIMULATOR_TRANSPORT={sim.transport!r}: expected tls or internal")
-    click.echo(f"simulating {len(macs)} controller(s) over {sim.transport}, one frame per sensor every "
-               f"{interval} s", err=True)
-    acked = run_simulation(conn, macs, identities=identities, interval_s=interval, count=count,
-                           duration_s=duration, ledger_path=ledger, seed=seed, stop=stop)
+    click.echo(
+        f"simulating {len(macs)} controller(s) over {sim.transport}, one frame per sensor every {interval} s", err=True
+    )
+    acked = run_simulation(
+        conn,
+        macs,
+        identities=identities,
+        interval_s=interval,
+        count=count,
+        duration_s=duration,
+        ledger_path=ledger,
+        seed=seed,
+        stop=stop,
+    )
     click.echo(f"{acked} messages acknowledged by the broker", err=True)

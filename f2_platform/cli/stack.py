@@ -25,7 +25,7 @@ def up() -> None:
     """Start every service (preparing data folders on first run) and wait until each answers."""
     s = _stack()
     s.up(click.echo)
-    click.echo(f"stack is up; state in {s.settings.state_dir}. Connect with: eval \"$(f2 stack env)\"")
+    click.echo(f'stack is up; state in {s.settings.state_dir}. Connect with: eval "$(f2 stack env)"')
 
 
 @stack.command()

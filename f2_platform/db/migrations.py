@@ -69,9 +69,7 @@ def discover(target: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
 
 def applied(conn: psycopg.Connection, target: str) -> dict[int, str]:
     conn.execute(_LEDGER_DDL)
-    rows = conn.execute(
-        "SELECT version, checksum FROM f2_schema_migrations WHERE target = %s", (target,)
-    ).fetchall()
+    rows = conn.execute("SELECT version, checksum FROM f2_schema_migrations WHERE target = %s", (target,)).fetchall()
     return {int(v): str(c) for v, c in rows}
 
 
@@ -117,8 +115,12 @@ GRANT_ROLES = ("f2_processor", "f2_sink", "f2_grafana")
 def apply_grants(dsn: str, path: Path = GRANTS) -> bool:
     """Give the daemons' roles their least-privilege rights (idempotent); False when the roles don't exist."""
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        found = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
-                                            (list(GRANT_ROLES),)).fetchall()}
+        found = {
+            r[0]
+            for r in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(GRANT_ROLES),)
+            ).fetchall()
+        }
         if found != set(GRANT_ROLES):
             return False
         try:

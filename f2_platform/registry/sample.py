@@ -47,35 +47,71 @@ DEVICE_TYPES = (
 _CRC = "modbus-crc16"
 
 TEMPLATES: tuple[TemplateSpec, ...] = (
-    TemplateSpec("ENV-S1", "ENV-S1", "environmental", "Sensor", _CRC, 30, (
-        DatapointSpec("Temperature", "Int16", 3, 2, 2, " °C", -40, 85),
-        DatapointSpec("Humidity", "Uint16", 5, 2, 2, " %", 0, 100),
-        DatapointSpec("CO2", "Uint16", 7, 2, 0, " ppm", 300, 10000),
-    )),
-    TemplateSpec("PM-100", "PM-100", "power monitor", "Sensor", _CRC, 30, (
-        DatapointSpec("Voltage", "Uint16", 3, 2, 1, " V", 0, 500),
-        DatapointSpec("Current", "Int16", 5, 2, 3, " A", -100, 100),
-        DatapointSpec("Power", "Int32", 7, 4, 1, " W", -50000, 50000),
-        DatapointSpec("Energy", "Uint32", 11, 4, 3, " kWh", 0, None),
-    )),
-    TemplateSpec("PS-1", "PS-1", "pressure", "Sensor", _CRC, 30, (
-        DatapointSpec("Pressure", "Float32", 3, 4, 0, " hPa", 300, 1100),
-        DatapointSpec("Probe Temperature", "Int8", 7, 1, 0, " °C", -40, 125),
-        DatapointSpec("Battery", "Uint8", 8, 1, 0, " %", 0, 100),
-    )),
-    TemplateSpec("DS-2", "DS-2", "door sensor pair", "Status device", "none", None, (
-        DatapointSpec("door-sensor-1", "Bool", 0, 0, 0, "", None, None),
-        DatapointSpec("door-sensor-2", "Bool", 0, 0, 0, "", None, None),
-    )),
-    TemplateSpec("MS-1", "MS-1", "motion sensor", "Status device", "none", None, (
-        DatapointSpec("status", "Bool", 0, 0, 0, "", None, None),
-    )),
+    TemplateSpec(
+        "ENV-S1",
+        "ENV-S1",
+        "environmental",
+        "Sensor",
+        _CRC,
+        30,
+        (
+            DatapointSpec("Temperature", "Int16", 3, 2, 2, " °C", -40, 85),
+            DatapointSpec("Humidity", "Uint16", 5, 2, 2, " %", 0, 100),
+            DatapointSpec("CO2", "Uint16", 7, 2, 0, " ppm", 300, 10000),
+        ),
+    ),
+    TemplateSpec(
+        "PM-100",
+        "PM-100",
+        "power monitor",
+        "Sensor",
+        _CRC,
+        30,
+        (
+            DatapointSpec("Voltage", "Uint16", 3, 2, 1, " V", 0, 500),
+            DatapointSpec("Current", "Int16", 5, 2, 3, " A", -100, 100),
+            DatapointSpec("Power", "Int32", 7, 4, 1, " W", -50000, 50000),
+            DatapointSpec("Energy", "Uint32", 11, 4, 3, " kWh", 0, None),
+        ),
+    ),
+    TemplateSpec(
+        "PS-1",
+        "PS-1",
+        "pressure",
+        "Sensor",
+        _CRC,
+        30,
+        (
+            DatapointSpec("Pressure", "Float32", 3, 4, 0, " hPa", 300, 1100),
+            DatapointSpec("Probe Temperature", "Int8", 7, 1, 0, " °C", -40, 125),
+            DatapointSpec("Battery", "Uint8", 8, 1, 0, " %", 0, 100),
+        ),
+    ),
+    TemplateSpec(
+        "DS-2",
+        "DS-2",
+        "door sensor pair",
+        "Status device",
+        "none",
+        None,
+        (
+            DatapointSpec("door-sensor-1", "Bool", 0, 0, 0, "", None, None),
+            DatapointSpec("door-sensor-2", "Bool", 0, 0, 0, "", None, None),
+        ),
+    ),
+    TemplateSpec(
+        "MS-1",
+        "MS-1",
+        "motion sensor",
+        "Status device",
+        "none",
+        None,
+        (DatapointSpec("status", "Bool", 0, 0, 0, "", None, None),),
+    ),
     TemplateSpec("F2 Controller", "F2", "F2 Smart Controller", "Controller", "none", None, ()),
 )
 
-CONTROLLERS: tuple[tuple[str, str], ...] = tuple(
-    (f"F2 Controller {n}", f"aabbccddee{n:02d}") for n in range(1, 5)
-)
+CONTROLLERS: tuple[tuple[str, str], ...] = tuple((f"F2 Controller {n}", f"aabbccddee{n:02d}") for n in range(1, 5))
 
 WIRING: tuple[WiringSpec, ...] = (
     WiringSpec("aabbccddee01", 1, 1, "Living Room Env", "ENV-S1"),

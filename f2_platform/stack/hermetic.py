@@ -41,15 +41,17 @@ def stack_environment(stack: Stack) -> dict[str, str]:
     }
     s = stack.settings
     env.update(stack.env())
-    env.update({
-        "F2_STACK_POSTGRES_PORT": str(s.postgres_port),
-        "F2_STACK_REDIS_PORT": str(s.redis_port),
-        "F2_STACK_MQTT_PORT": str(s.mqtt_port),
-        "F2_STACK_MQTT_TLS_PORT": str(s.mqtt_tls_port),
-        "F2_STACK_KAFKA_PORT": str(s.kafka_port),
-        "F2_STACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-        "F2_STACK_KAFKA_PARTITIONS": str(s.kafka_partitions),
-        "F2_STACK_ENROLL_PORT": str(s.enroll_port),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "F2_STACK_POSTGRES_PORT": str(s.postgres_port),
+            "F2_STACK_REDIS_PORT": str(s.redis_port),
+            "F2_STACK_MQTT_PORT": str(s.mqtt_port),
+            "F2_STACK_MQTT_TLS_PORT": str(s.mqtt_tls_port),
+            "F2_STACK_KAFKA_PORT": str(s.kafka_port),
+            "F2_STACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
+            "F2_STACK_KAFKA_PARTITIONS": str(s.kafka_partitions),
+            "F2_STACK_ENROLL_PORT": str(s.enroll_port),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env

@@ -119,4 +119,3 @@ class Stack:
         if self.settings.state_dir.exists():
             shutil.rmtree(self.settings.state_dir)
             say(f"removed {self.settings.state_dir}")
-

@@ -98,8 +98,9 @@ class Service(ABC):
         self.launch()
         if not process.wait_until(lambda: self.answers() or not self.running(), self.start_timeout()):
             self.stop()
-            raise StackError(f"{self.name} did not answer on port {self.port} within {self.start_timeout():.0f} s; "
-                             f"see {self.log}")
+            raise StackError(
+                f"{self.name} did not answer on port {self.port} within {self.start_timeout():.0f} s; see {self.log}"
+            )
         if not self.running():
             self.stop()
             raise StackError(f"{self.name} exited during start-up; last lines of {self.log}:\n{_tail(self.log)}")
@@ -110,8 +111,7 @@ class Service(ABC):
 
     def status(self) -> ServiceStatus:
         running = self.running()
-        return ServiceStatus(self.name, self.port, self.pid() if running else None, running,
-                             running and self.answers())
+        return ServiceStatus(self.name, self.port, self.pid() if running else None, running, running and self.answers())
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -176,10 +176,23 @@ class Postgres(Service):
             if user:
                 _chown(self.dir, user)
             result = subprocess.run(
-                [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
-                 f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8"],
-                user=user, group=user, extra_groups=[] if user else None,
-                capture_output=True, text=True, check=False,
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             pwfile.unlink(missing_ok=True)
             if result.returncode != 0:
@@ -188,20 +201,22 @@ class Postgres(Service):
             conf.write_text(conf.read_text() + "\ninclude_if_exists = 'f2.conf'\n")
         # Regenerated on every start so that a changed port setting takes effect.
         (self.data / "f2.conf").write_text(
-            "\n".join([
-                f"listen_addresses = '{self.settings.host}'",
-                f"port = {self.port}",
-                "unix_socket_directories = ''",
-                "shared_preload_libraries = 'timescaledb'",
-                "timescaledb.telemetry_level = off",
-                "password_encryption = 'scram-sha-256'",
-                "max_connections = 200",
-                "shared_buffers = 256MB",
-                "max_wal_size = 2GB",
-                "logging_collector = off",
-                "log_min_messages = warning",
-                "",
-            ])
+            "\n".join(
+                [
+                    f"listen_addresses = '{self.settings.host}'",
+                    f"port = {self.port}",
+                    "unix_socket_directories = ''",
+                    "shared_preload_libraries = 'timescaledb'",
+                    "timescaledb.telemetry_level = off",
+                    "password_encryption = 'scram-sha-256'",
+                    "max_connections = 200",
+                    "shared_buffers = 256MB",
+                    "max_wal_size = 2GB",
+                    "logging_collector = off",
+                    "log_min_messages = warning",
+                    "",
+                ]
+            )
         )
         (self.data / "pg_hba.conf").write_text(
             "host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n"
@@ -212,8 +227,9 @@ class Postgres(Service):
     def launch(self) -> None:
         user = _service_user("postgres")
         # The log lives in our logs folder; the postgres user writes to it through the inherited descriptor.
-        process.spawn([str(PG_BIN / "postgres"), "-D", str(self.data)], self.log, self.layout.pidfile(self.name),
-                      user=user)
+        process.spawn(
+            [str(PG_BIN / "postgres"), "-D", str(self.data)], self.log, self.layout.pidfile(self.name), user=user
+        )
 
     def start_timeout(self) -> float:
         return 60.0
@@ -293,23 +309,25 @@ class Redis(Service):
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "redis.conf"
         conf.write_text(
-            "\n".join([
-                f"bind {self.settings.host}",
-                f"port {self.port}",
-                "protected-mode yes",
-                "daemonize no",
-                f"dir {self.dir}",
-                "appendonly yes",
-                "maxmemory 256mb",
-                "maxmemory-policy allkeys-lru",
-                # No default user: every client authenticates as one of these.
-                "user default off",
-                f"user {REDIS_ADMIN_USER} on >{self.password} ~* &* +@all",
-                # The processor's topology cache: its own key space, plain reads and writes only.
-                f"user {REDIS_PROCESSOR_USER} on >{self.processor_password} ~f2:topology:* resetchannels "
-                "-@all +get +set +del +mget +ping +hello +auth +select +client|setname",
-                "",
-            ])
+            "\n".join(
+                [
+                    f"bind {self.settings.host}",
+                    f"port {self.port}",
+                    "protected-mode yes",
+                    "daemonize no",
+                    f"dir {self.dir}",
+                    "appendonly yes",
+                    "maxmemory 256mb",
+                    "maxmemory-policy allkeys-lru",
+                    # No default user: every client authenticates as one of these.
+                    "user default off",
+                    f"user {REDIS_ADMIN_USER} on >{self.password} ~* &* +@all",
+                    # The processor's topology cache: its own key space, plain reads and writes only.
+                    f"user {REDIS_PROCESSOR_USER} on >{self.processor_password} ~f2:topology:* resetchannels "
+                    "-@all +get +set +del +mget +ping +hello +auth +select +client|setname",
+                    "",
+                ]
+            )
         )
         conf.chmod(0o600)
 
@@ -373,11 +391,17 @@ class Kafka(Service):
 
     def _java(self, main: str, *args: str) -> list[str]:
         return [
-            "java", f"-Xms{self.settings.kafka_heap}", f"-Xmx{self.settings.kafka_heap}",
-            "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "java",
+            f"-Xms{self.settings.kafka_heap}",
+            f"-Xmx{self.settings.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.layout.logs}",
-            "-cp", f"{self.settings.kafka_libs}/*", main, *args,
+            "-cp",
+            f"{self.settings.kafka_libs}/*",
+            main,
+            *args,
         ]
 
     def prepare(self) -> None:
@@ -396,9 +420,10 @@ class Kafka(Service):
             "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
             "sasl.enabled.mechanisms": KAFKA_SASL_MECHANISM,
             "sasl.mechanism.inter.broker.protocol": KAFKA_SASL_MECHANISM,
-            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config":
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required "
-                f'username="{KAFKA_ADMIN_USER}" password="{self.admin_password}";',
+                f'username="{KAFKA_ADMIN_USER}" password="{self.admin_password}";'
+            ),
             "log.dirs": str(self.dir / "data"),
             "num.partitions": str(s.kafka_partitions),
             "auto.create.topics.enable": "false",
@@ -428,21 +453,30 @@ class Kafka(Service):
         if not (self.dir / "data" / "meta.properties").exists():
             cluster_id = kraft_cluster_id()
             result = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                           "-c", str(self.dir / "server.properties"),
-                           # SCRAM users live in the KRaft metadata: created with the cluster.
-                           "--add-scram",
-                           f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_ADMIN_USER},password={self.admin_password}]",
-                           "--add-scram",
-                           f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_CLIENT_USER},password={self.client_password}]"),
-                capture_output=True, text=True, check=False,
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.dir / "server.properties"),
+                    # SCRAM users live in the KRaft metadata: created with the cluster.
+                    "--add-scram",
+                    f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_ADMIN_USER},password={self.admin_password}]",
+                    "--add-scram",
+                    f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_CLIENT_USER},password={self.client_password}]",
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
                 raise StackError(f"kafka: formatting the KRaft storage failed: {result.stderr.strip()[-2000:]}")
 
     def launch(self) -> None:
-        process.spawn(self._java("kafka.Kafka", str(self.dir / "server.properties")), self.log,
-                      self.layout.pidfile(self.name))
+        process.spawn(
+            self._java("kafka.Kafka", str(self.dir / "server.properties")), self.log, self.layout.pidfile(self.name)
+        )
 
     def start_timeout(self) -> float:
         return 90.0
@@ -475,9 +509,11 @@ class Mosquitto(Service):
 
     def check_installed(self) -> None:
         for tool in ("mosquitto", "mosquitto_passwd"):
-            if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists() and not Path(
-                f"/usr/bin/{tool}"
-            ).exists():
+            if (
+                not shutil.which(tool)
+                and not Path(f"/usr/sbin/{tool}").exists()
+                and not Path(f"/usr/bin/{tool}").exists()
+            ):
                 raise ProvisioningError(f"{tool} is not installed (make provision installs mosquitto)")
 
     def _binary(self) -> str:
@@ -506,7 +542,9 @@ class Mosquitto(Service):
         passwd_tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
         result = subprocess.run(
             [passwd_tool, "-c", "-b", str(passwd), MQTT_INTERNAL_USER, self.password],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise StackError(f"mosquitto: writing the password file failed: {result.stderr.strip()}")
@@ -518,43 +556,45 @@ class Mosquitto(Service):
         )
         s = self.settings
         (self.dir / "mosquitto.conf").write_text(
-            "\n".join([
-                "per_listener_settings true",
-                "persistence true",
-                f"persistence_location {self.dir / 'data'}/",
-                # Save the session store often: a crash must not lose what the broker acknowledged.
-                "autosave_interval 1",
-                "autosave_on_changes false",
-                # The bridge's persistent session must hold everything queued while it is down.
-                "max_queued_messages 0",
-                "max_inflight_messages 1000",
-                "message_size_limit 262144",
-                "log_dest stdout",
-                "log_type error",
-                "log_type warning",
-                "log_type notice",
-                "connection_messages true",
-                "",
-                "# Internal listener: loopback only, password authentication (bridge, tools).",
-                f"listener {s.mqtt_port} {s.host}",
-                "allow_anonymous false",
-                f"password_file {passwd}",
-                f"acl_file {self.dir / 'internal.acl'}",
-                "",
-                "# Device listener: TLS only, client certificate required, its CN is the username.",
-                f"listener {s.mqtt_tls_port} {s.host}",
-                "allow_anonymous false",
-                f"cafile {ca.ca_cert_path}",
-                f"certfile {ca.server_cert_path}",
-                f"keyfile {ca.server_key_path}",
-                f"crlfile {ca.crl_path}",
-                "require_certificate true",
-                "use_identity_as_username true",
-                "tls_version tlsv1.2",
-                f"acl_file {self.dir / 'devices.acl'}",
-                "max_connections 10000",
-                "",
-            ])
+            "\n".join(
+                [
+                    "per_listener_settings true",
+                    "persistence true",
+                    f"persistence_location {self.dir / 'data'}/",
+                    # Save the session store often: a crash must not lose what the broker acknowledged.
+                    "autosave_interval 1",
+                    "autosave_on_changes false",
+                    # The bridge's persistent session must hold everything queued while it is down.
+                    "max_queued_messages 0",
+                    "max_inflight_messages 1000",
+                    "message_size_limit 262144",
+                    "log_dest stdout",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "connection_messages true",
+                    "",
+                    "# Internal listener: loopback only, password authentication (bridge, tools).",
+                    f"listener {s.mqtt_port} {s.host}",
+                    "allow_anonymous false",
+                    f"password_file {passwd}",
+                    f"acl_file {self.dir / 'internal.acl'}",
+                    "",
+                    "# Device listener: TLS only, client certificate required, its CN is the username.",
+                    f"listener {s.mqtt_tls_port} {s.host}",
+                    "allow_anonymous false",
+                    f"cafile {ca.ca_cert_path}",
+                    f"certfile {ca.server_cert_path}",
+                    f"keyfile {ca.server_key_path}",
+                    f"crlfile {ca.crl_path}",
+                    "require_certificate true",
+                    "use_identity_as_username true",
+                    "tls_version tlsv1.2",
+                    f"acl_file {self.dir / 'devices.acl'}",
+                    "max_connections 10000",
+                    "",
+                ]
+            )
         )
         if user:
             _chown(self.dir, user)
@@ -569,8 +609,9 @@ class Mosquitto(Service):
             os.kill(pid, signal.SIGHUP)  # type: ignore[arg-type]
 
     def launch(self) -> None:
-        process.spawn([self._binary(), "-c", str(self.dir / "mosquitto.conf")], self.log,
-                      self.layout.pidfile(self.name))
+        process.spawn(
+            [self._binary(), "-c", str(self.dir / "mosquitto.conf")], self.log, self.layout.pidfile(self.name)
+        )
 
     def answers(self) -> bool:
         from f2_platform.stack.mqtt_probe import mqtt_answers
@@ -581,6 +622,7 @@ class Mosquitto(Service):
 
     def start(self) -> None:
         if not self.running():
-            process.require_free_port(self.name, self.settings.host, self.settings.mqtt_tls_port,
-                                      "F2_STACK_MQTT_TLS_PORT")
+            process.require_free_port(
+                self.name, self.settings.host, self.settings.mqtt_tls_port, "F2_STACK_MQTT_TLS_PORT"
+            )
         super().start()

@@ -49,9 +49,7 @@ class Prometheus:
     def write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-        config["global"].update(
-            {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
-        )
+        config["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"})
         jobs = []
         for job in config["scrape_configs"]:
             if job["job_name"] in self.targets:
@@ -74,9 +72,7 @@ class Prometheus:
 
     def start(self, timeout: float = 30) -> None:
         config = self.write_config()
-        env = {
-            k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-        }
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -96,9 +92,7 @@ class Prometheus:
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(
-                f"prometheus exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
-            )
+            raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
         try:
             with _NO_PROXY.open(f"{self.url}/-/ready", timeout=2) as response:
                 return response.status == 200

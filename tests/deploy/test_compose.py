@@ -125,8 +125,7 @@ def test_every_service_has_a_health_check_except_one_shot_jobs() -> None:
             dependants = [
                 other
                 for other in services().values()
-                if (other.get("depends_on") or {}).get(name, {}).get("condition")
-                == "service_completed_successfully"
+                if (other.get("depends_on") or {}).get(name, {}).get("condition") == "service_completed_successfully"
             ]
             assert dependants, f"{name}: a job nobody waits for"
             continue
@@ -171,9 +170,7 @@ def test_services_talk_on_an_internal_network() -> None:
         joined = set(service.get("networks") or {})
         assert "internal" in joined, f"{name} is not on the internal network"
         if not service.get("ports"):
-            assert joined == {"internal"}, (
-                f"{name} publishes nothing, so it belongs on the internal network only"
-            )
+            assert joined == {"internal"}, f"{name} publishes nothing, so it belongs on the internal network only"
 
 
 def test_no_secret_is_written_inline() -> None:
@@ -187,9 +184,7 @@ def test_no_secret_is_written_inline() -> None:
         for key, value in environment(service).items():
             assert not re.search(r"://[^/\s:@]+:[^@\s]+@", value), f"{name}.{key} holds credentials inline"
             if SECRET_WORDS.search(key) and not key.endswith(("_FILE", "__FILE")):
-                pytest.fail(
-                    f"{name}.{key} looks like a secret set inline; use {key}_FILE and a Compose secret"
-                )
+                pytest.fail(f"{name}.{key} looks like a secret set inline; use {key}_FILE and a Compose secret")
             if key.endswith(("_FILE", "__FILE")):
                 assert value.startswith("/run/secrets/"), f"{name}.{key}={value}"
                 assert value.removeprefix("/run/secrets/") in mounted, f"{name}.{key}: secret not mounted"
@@ -268,9 +263,7 @@ def test_bootstrap_certificate_names_the_enrollment_service(tmp_path) -> None:
 
 
 def load_bootstrap():
-    spec = importlib.util.spec_from_file_location(
-        "f2_compose_bootstrap", COMPOSE_FILE.parent / "bootstrap.py"
-    )
+    spec = importlib.util.spec_from_file_location("f2_compose_bootstrap", COMPOSE_FILE.parent / "bootstrap.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

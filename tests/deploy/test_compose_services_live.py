@@ -117,9 +117,7 @@ def broker(secrets_dir: Path, workdir: Path) -> Iterator[Broker]:
             os.chown(path, account.pw_uid, account.pw_gid)
     log = work / "mosquitto.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(work / "mosquitto.conf")], stdout=out, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen([mosquitto, "-c", str(work / "mosquitto.conf")], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_port(internal, proc, log)
         wait_port(device, proc, log)
@@ -257,9 +255,7 @@ def redis_port(secrets_dir: Path, workdir: Path) -> Iterator[int]:
     (work / "redis.conf").write_text(conf)
     log = work / "redis.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["redis-server", str(work / "redis.conf")], stdout=out, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen(["redis-server", str(work / "redis.conf")], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_port(port, proc, log)
         yield port
@@ -388,9 +384,7 @@ def test_dagster_instance_runs_on_dagster_postgres(migrated, tmp_path, monkeypat
             instance.dispose()
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,)
-            )
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
             conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
 
 
@@ -407,14 +401,8 @@ def test_dashboard_sql_runs_as_grafana(migrated) -> None:
     for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json")):
         dashboard = json.loads(path.read_text())
         for panel in dashboard["panels"]:
-            queries += [
-                (path.name, panel["title"], t["rawSql"]) for t in panel.get("targets", []) if "rawSql" in t
-            ]
-        queries += [
-            (path.name, v["name"], v["query"])
-            for v in dashboard["templating"]["list"]
-            if v["type"] == "query"
-        ]
+            queries += [(path.name, panel["title"], t["rawSql"]) for t in panel.get("targets", []) if "rawSql" in t]
+        queries += [(path.name, v["name"], v["query"]) for v in dashboard["templating"]["list"] if v["type"] == "query"]
     assert queries
     grants = (DEPLOY.parent / "sql" / "grants.sql").read_text()
     with psycopg.connect(migrated.timeseries_dsn) as conn:

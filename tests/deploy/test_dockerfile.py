@@ -64,9 +64,7 @@ def test_multi_stage_locked_install_non_root_runtime() -> None:
     users = [line.split(None, 1)[1] for line in runtime if line.upper().startswith("USER ")]
     assert users, "the runtime stage sets a USER"
     assert not re.match(r"^(0|root)\b", users[-1]), f"runtime user is root: {users[-1]}"
-    assert re.match(r"^[1-9]\d*(:\d+)?$", users[-1]), (
-        f"runtime user should be numeric (runAsNonRoot): {users[-1]}"
-    )
+    assert re.match(r"^[1-9]\d*(:\d+)?$", users[-1]), f"runtime user should be numeric (runAsNonRoot): {users[-1]}"
     # No package manager or compiler in the final image; only the builder's results are copied in.
     for tool in ("apt-get", "apk ", "pip install", "gcc", "build-essential", "uv sync", "/uv"):
         assert tool not in runtime_text, f"runtime stage uses {tool!r}"
@@ -169,9 +167,7 @@ def test_healthcheck_script(health_server) -> None:
     port, state = health_server
 
     def check(*args: str) -> int:
-        return subprocess.run(
-            [sys.executable, str(HEALTHCHECK), *args], capture_output=True, check=False
-        ).returncode
+        return subprocess.run([sys.executable, str(HEALTHCHECK), *args], capture_output=True, check=False).returncode
 
     assert check(str(port)) == 0
     assert check(f"http://127.0.0.1:{port}/server_info") == 0

@@ -48,9 +48,7 @@ def test_enroll_health_check_passes(enroll: tuple[int, Path]) -> None:
     test = service["healthcheck"]["test"]
     assert test[:2] == ["CMD", "python"]
     command = [VENV_BIN / "python", *test[2:]]
-    command = [
-        str(arg).replace("/var/lib/f2/pki", str(pki)).replace(":18443/", f":{port}/") for arg in command
-    ]
+    command = [str(arg).replace("/var/lib/f2/pki", str(pki)).replace(":18443/", f":{port}/") for arg in command]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
 
@@ -70,12 +68,14 @@ def test_prometheus_scrapes_certificate_expiry_over_https(
         server.start()
         server.wait(lambda: server.target_health().get("f2-enroll") == ["up"], 60, "f2-enroll up")
         kinds = server.wait(
-            lambda: {
-                r["metric"]["kind"]
-                for r in server.query('f2_certificate_expiry_timestamp_seconds{job="f2-enroll", daemon="enroll"}')
-            }
-            >= {"ca", "server", "crl"}
-            or None,
+            lambda: (
+                {
+                    r["metric"]["kind"]
+                    for r in server.query('f2_certificate_expiry_timestamp_seconds{job="f2-enroll", daemon="enroll"}')
+                }
+                >= {"ca", "server", "crl"}
+                or None
+            ),
             30,
             "certificate expiry series",
         )

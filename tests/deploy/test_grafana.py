@@ -78,9 +78,7 @@ def test_dashboard_structure(path: Path) -> None:
                 cells.add(cell)
         if panel["type"] == "row":
             continue
-        assert panel.get("title") and panel.get("description"), (
-            f"panel {panel['id']} needs a title and a description"
-        )
+        assert panel.get("title") and panel.get("description"), f"panel {panel['id']} needs a title and a description"
         assert panel["targets"], panel["title"]
         for target in [panel, *panel["targets"]]:
             ds = target["datasource"]
@@ -114,9 +112,7 @@ def test_promql_parses(tmp_path) -> None:
         rules.append({"record": f"dashboard:expr_{i}", "expr": expr})
     path = tmp_path / "dashboard_exprs.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run(
-        [str(PROMTOOL), "check", "rules", str(path)], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([str(PROMTOOL), "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -139,12 +135,8 @@ def test_provisioning() -> None:
     assert sources["f2-prometheus"]["type"] == "prometheus"
     pg = sources["f2-timescaledb"]
     assert pg["type"] == "grafana-postgresql-datasource" and pg["jsonData"]["timescaledb"] is True
-    assert pg["secureJsonData"]["password"].startswith("$__file{/run/secrets/"), (
-        "the password comes from a file"
-    )
-    providers = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "f2.yaml").read_text())[
-        "providers"
-    ]
+    assert pg["secureJsonData"]["password"].startswith("$__file{/run/secrets/"), "the password comes from a file"
+    providers = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "f2.yaml").read_text())["providers"]
     assert providers[0]["options"]["path"] == "/var/lib/grafana/dashboards/f2"
     compose = (GRAFANA_DIR.parent / "compose" / "compose.yaml").read_text()
     assert "../grafana/dashboards:/var/lib/grafana/dashboards/f2:ro" in compose

@@ -30,11 +30,7 @@ def all_resources() -> list[dict[str, Any]]:
 
 def find(kind: str, name: str, namespace: str = "f2") -> dict[str, Any]:
     for doc in all_resources():
-        if (
-            doc["kind"] == kind
-            and doc["metadata"]["name"] == name
-            and doc["metadata"].get("namespace") == namespace
-        ):
+        if doc["kind"] == kind and doc["metadata"]["name"] == name and doc["metadata"].get("namespace") == namespace:
             return doc
     raise AssertionError(f"no {kind} {namespace}/{name}")
 
@@ -86,9 +82,7 @@ def test_daemon_workload_is_production_ready(daemon: str) -> None:
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
     # Liveness gives up much later than readiness: a dependency outage should not cause a restart storm.
     live, ready = container["livenessProbe"], container["readinessProbe"]
-    assert (
-        live["periodSeconds"] * live["failureThreshold"] > ready["periodSeconds"] * ready["failureThreshold"]
-    )
+    assert live["periodSeconds"] * live["failureThreshold"] > ready["periodSeconds"] * ready["failureThreshold"]
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
     security = container["securityContext"]
@@ -101,9 +95,7 @@ def test_daemon_workload_is_production_ready(daemon: str) -> None:
             assert setting_of(name) in setting_names(), f"{daemon}: {name} is no setting of the platform"
     for name, item in env.items():
         if name.endswith("_FILE"):
-            mount = next(
-                m for m in container["volumeMounts"] if item["value"].startswith(m["mountPath"] + "/")
-            )
+            mount = next(m for m in container["volumeMounts"] if item["value"].startswith(m["mountPath"] + "/"))
             volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
             secret = find("Secret", volume["secret"]["secretName"])
             assert item["value"].rsplit("/", 1)[1] in secret["stringData"], f"{daemon}: {name} points nowhere"
@@ -127,9 +119,7 @@ def test_replicas_follow_partition_counts() -> None:
     partitions = int(env["F2_INIT_KAFKA_PARTITIONS"])
     for daemon in ("processor", "sink"):
         resource = workload(daemon)
-        assert 1 <= resource["spec"]["replicas"] <= partitions, (
-            f"{daemon}: more replicas than partitions idle"
-        )
+        assert 1 <= resource["spec"]["replicas"] <= partitions, f"{daemon}: more replicas than partitions idle"
         assert int(resource["metadata"]["annotations"]["f2.platform/max-useful-replicas"]) == partitions
     assert workload("bridge")["spec"]["replicas"] >= 2, "two bridges share the MQTT subscription for HA"
 

@@ -27,15 +27,11 @@ def test_stopping_the_sink_fires_its_alerts(prometheus: Prometheus, pipeline) ->
         )
         assert down[0]["labels"]["severity"] == "critical"
         assert down[0]["labels"]["instance"] == f"127.0.0.1:{sink.metrics_port}"
-        prometheus.wait(
-            lambda: prometheus.firing("F2StageDown", job="f2-sink"), 30, "F2StageDown for the sink"
-        )
+        prometheus.wait(lambda: prometheus.firing("F2StageDown", job="f2-sink"), 30, "F2StageDown for the sink")
         # Only the sink is down.
         assert {a["labels"]["job"] for a in prometheus.firing("F2DaemonDown")} == {"f2-sink"}
     finally:
         pipeline.restart("sink-0")
 
-    prometheus.wait(
-        lambda: prometheus.target_health().get("f2-sink") == ["up"], 60, "the sink's target up again"
-    )
+    prometheus.wait(lambda: prometheus.target_health().get("f2-sink") == ["up"], 60, "the sink's target up again")
     prometheus.wait(lambda: not prometheus.firing("F2DaemonDown", job="f2-sink"), 60, "F2DaemonDown resolved")

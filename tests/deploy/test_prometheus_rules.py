@@ -68,9 +68,7 @@ def test_kubernetes_scrape_config(tmp_path) -> None:
         del job["kubernetes_sd_configs"]
         job["static_configs"] = [{"targets": ["127.0.0.1:9101"]}]
     relabel = {r.get("target_label"): r for r in jobs["f2-daemons"]["relabel_configs"]}
-    assert relabel["job"]["replacement"] == "f2-$1", (
-        "jobs must be named like prometheus.yml's: f2-<component>"
-    )
+    assert relabel["job"]["replacement"] == "f2-$1", "jobs must be named like prometheus.yml's: f2-<component>"
     # The enrollment service: HTTPS with the platform CA, only its Service's `https` port.
     enroll = jobs["f2-enroll"]
     assert enroll["scheme"] == "https" and enroll["tls_config"]["ca_file"]

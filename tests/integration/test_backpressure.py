@@ -34,8 +34,7 @@ def test_sink_stopped_for_60_seconds_under_load(migrated, stack_env, pipeline, t
     watched = {name: pipeline.get(name).proc.pid for name in ("bridge-0", "processor-0")}
     sink = pipeline.get("sink-0")
     # About 1,000 messages/s for 75 s: the sink is away for 60 s of it.
-    sim = simulate(stack_env, "--controllers", "10", "--interval", "0.05", "--duration", "75",
-                   "--ledger", str(ledger))
+    sim = simulate(stack_env, "--controllers", "10", "--interval", "0.05", "--duration", "75", "--ledger", str(ledger))
     samples: dict[str, list[int]] = {name: [] for name in watched}
     try:
         time.sleep(5)

@@ -307,9 +307,7 @@ def test_a_second_enrollment_with_the_same_code_is_refused(service: Service, tmp
     assert (status, answer["error"]) == (409, "already-enrolled")
 
 
-def test_a_wrong_code_and_an_unknown_mac_get_the_same_403(
-    service: Service, registry: str, tmp_path: Path
-) -> None:
+def test_a_wrong_code_and_an_unknown_mac_get_the_same_403(service: Service, registry: str, tmp_path: Path) -> None:
     answers = [
         request(service.host, service.port, service.ca_cert, csr_request(mac, code))
         for mac, code in [
@@ -351,9 +349,7 @@ def test_allow_reenroll_permits_exactly_one_more_enrollment(
         enroll(service.url, MAC, claiming_code(MAC), service.ca_cert, tmp_path / "again")
 
 
-def test_allow_reenroll_refuses_unknown_macs_and_explains_unenrolled_ones(
-    stack: Stack, registry: str
-) -> None:
+def test_allow_reenroll_refuses_unknown_macs_and_explains_unenrolled_ones(stack: Stack, registry: str) -> None:
     obj = {"pki_dir": stack.layout.pki_dir, "registry_dsn": registry}
     unknown = CliRunner().invoke(certs_group, ["allow-reenroll", UNKNOWN_MAC], obj=obj)
     assert unknown.exit_code == 1 and "not a controller in the registry" in unknown.output
@@ -362,9 +358,7 @@ def test_allow_reenroll_refuses_unknown_macs_and_explains_unenrolled_ones(
     assert ledger(registry, "aabbccddee04") is None
     bad = CliRunner().invoke(certs_group, ["allow-reenroll", "AA:BB:CC:DD:EE:04"], obj=obj)
     assert bad.exit_code == 1 and "did you mean aabbccddee04" in bad.output
-    no_dsn = CliRunner().invoke(
-        certs_group, ["allow-reenroll", "aabbccddee04"], obj={"pki_dir": "/nonexistent"}
-    )
+    no_dsn = CliRunner().invoke(certs_group, ["allow-reenroll", "aabbccddee04"], obj={"pki_dir": "/nonexistent"})
     assert no_dsn.exit_code == 2 and "no registry DSN" in no_dsn.output
 
 
@@ -433,9 +427,7 @@ def test_malformed_requests_are_refused_with_a_clear_message(
 def test_wrong_paths_and_methods(service: Service) -> None:
     status, answer, _ = request(service.host, service.port, service.ca_cert, b"{}", path="/v1/other")
     assert (status, answer["error"]) == (404, "not-found")
-    status, answer, headers = request(
-        service.host, service.port, service.ca_cert, method="GET", content_type=None
-    )
+    status, answer, headers = request(service.host, service.port, service.ca_cert, method="GET", content_type=None)
     assert (status, answer["error"], headers["allow"]) == (405, "method-not-allowed", "POST")
 
 
@@ -488,9 +480,7 @@ def test_the_client_refuses_a_server_it_cannot_verify(service: Service, tmp_path
     other = CertificateAuthority(tmp_path / "other-pki", broker_user=None)
     other.init()
     with pytest.raises(EnrollmentError, match="not trusted"):
-        enroll(
-            service.url, "aabbccddee04", claiming_code("aabbccddee04"), other.ca_cert_path, tmp_path / "out"
-        )
+        enroll(service.url, "aabbccddee04", claiming_code("aabbccddee04"), other.ca_cert_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -535,9 +525,7 @@ def test_a_burst_beyond_the_limit_gets_429(registry: str, tmp_path: Path, captur
         assert statuses == [403, 403, 403, 429, 429, 429, 429, 429]
         assert answer["error"] == "rate-limited" and int(headers["retry-after"]) >= 1
         with pytest.raises(RateLimitedError) as caught:
-            enroll(
-                server.url, "aabbccddee04", WRONG_CODE, ca.ca_cert_path, tmp_path / "out", rate_limit_wait=0
-            )
+            enroll(server.url, "aabbccddee04", WRONG_CODE, ca.ca_cert_path, tmp_path / "out", rate_limit_wait=0)
         assert caught.value.status == 429 and caught.value.retry_after is not None
         # /healthz stays available to probes.
         assert request("127.0.0.1", server.port, ca.ca_cert_path, method="GET", path="/healthz")[0] == 200
@@ -560,8 +548,7 @@ def test_the_global_bucket_limits_all_clients_together(
     server.start()
     try:
         statuses = [
-            request("127.0.0.1", server.port, ca.ca_cert_path, csr_request(UNKNOWN_MAC, WRONG_CODE))
-            for _ in range(3)
+            request("127.0.0.1", server.port, ca.ca_cert_path, csr_request(UNKNOWN_MAC, WRONG_CODE)) for _ in range(3)
         ]
     finally:
         server.stop()
@@ -585,9 +572,7 @@ def test_refusals_are_logged_without_codes_or_keys_and_sigterm_stops_the_service
     reasons = {e.get("reason") for e in events if e.get("event") == "enroll.refused"}
     assert {"wrong-code", "unknown-mac", "already-enrolled", "invalid-json", "body-too-large"} <= reasons
     refused = [e for e in events if e.get("event") == "enroll.refused"]
-    assert all(
-        e["client"] == "127.0.0.1" and "status" in e for e in refused if e["reason"] != "too-many-connections"
-    )
+    assert all(e["client"] == "127.0.0.1" and "status" in e for e in refused if e["reason"] != "too-many-connections")
     issued = [e for e in events if e.get("event") == "enroll.issued"]
     assert {e["mac"] for e in issued} == {MAC, MAC_GENERATED, MAC_RACE}
     assert events[-1]["event"] == "enroll.stopped"

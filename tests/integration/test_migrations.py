@@ -50,9 +50,7 @@ def fresh_dsn(connections: ConnectionSettings) -> Iterator[str]:
 
 def f2_migrate(stack_env: dict[str, str], dsn: str) -> subprocess.CompletedProcess[str]:
     env = {**stack_env, "F2_REGISTRY_DSN": dsn, "F2_TIMESERIES_DSN": dsn}
-    return subprocess.run(
-        [F2, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    return subprocess.run([F2, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def ledger(dsn: str) -> list[tuple[str, int, str]]:
@@ -94,10 +92,13 @@ def test_migrate_applies_every_file_once(stack_env: dict[str, str], fresh_dsn: s
     # What the files create is really there.
     assert table_exists(fresh_dsn, "decoded_data")
     with psycopg.connect(fresh_dsn, connect_timeout=10) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'VtDevice'").fetchall()}
-    assert {"devicetypes", "devicetemplates", "devices", "connectors", "pins", "datapointicons",
-            "datapoints"} <= tables
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'VtDevice'"
+            ).fetchall()
+        }
+    assert {"devicetypes", "devicetemplates", "devices", "connectors", "pins", "datapointicons", "datapoints"} <= tables
 
 
 @pytest.fixture()

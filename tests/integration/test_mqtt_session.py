@@ -66,8 +66,9 @@ def test_a_refused_login_is_logged_and_retried_with_backoff(
     refusals = [r for r in caplog.records if "MQTT connection refused" in r.getMessage()]
     # Attempts at 0 s, then after 1 s and 2 s of backoff: three within 4.5 s, each naming the reason.
     assert len(refusals) == 3, [r.getMessage() for r in refusals]
-    assert all("Not authorized" in r.getMessage() or "Bad User Name or Password" in r.getMessage()
-               for r in refusals), refusals[0].getMessage()
+    assert all("Not authorized" in r.getMessage() or "Bad User Name or Password" in r.getMessage() for r in refusals), (
+        refusals[0].getMessage()
+    )
 
 
 def test_only_acknowledged_messages_stay_gone_and_pubacks_keep_arrival_order(

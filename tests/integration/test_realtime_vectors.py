@@ -51,8 +51,7 @@ def test_every_vector_lands_exactly_as_expected(migrated: ConnectionSettings, pi
     def expected_of(case: dict) -> dict[int, float]:
         return {ids[(r["device"], r["datapoint"])][1]: r["value"] for r in case["expect_rows"]}
 
-    wait_for(lambda: all(len(rows_of(c)) >= len(c["expect_rows"]) for c in row_cases), 60,
-             what="the vectors' rows")
+    wait_for(lambda: all(len(rows_of(c)) >= len(c["expect_rows"]) for c in row_cases), 60, what="the vectors' rows")
     for case in row_cases:
         got, want = rows_of(case), expected_of(case)
         assert set(got) == set(want), case["topic"]

@@ -16,10 +16,29 @@ from tests.realtime import simulate, wait_reconciled
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def run_fleet(env: dict[str, str], ledger: Path, *, controllers: int, interval: float, count: int,
-              fault=None, fault_after: float = 3.0) -> None:
-    proc = simulate(env, "--controllers", str(controllers), "--interval", str(interval), "--count", str(count),
-                    "--ledger", str(ledger), "--seed", str(int(time.time())))
+def run_fleet(
+    env: dict[str, str],
+    ledger: Path,
+    *,
+    controllers: int,
+    interval: float,
+    count: int,
+    fault=None,
+    fault_after: float = 3.0,
+) -> None:
+    proc = simulate(
+        env,
+        "--controllers",
+        str(controllers),
+        "--interval",
+        str(interval),
+        "--count",
+        str(count),
+        "--ledger",
+        str(ledger),
+        "--seed",
+        str(int(time.time())),
+    )
     try:
         if fault is not None:
             time.sleep(fault_after)
@@ -35,9 +54,11 @@ def run_fleet(env: dict[str, str], ledger: Path, *, controllers: int, interval: 
 
 def assert_reconciled(ledger: Path, conn: ConnectionSettings, timeout: float = 180) -> None:
     report = wait_reconciled(ledger, conn.timeseries_dsn, timeout)
-    assert report.exact, (f"expected {report.expected} readings, stored {report.stored}; "
-                          f"missing {report.missing[:5]}, unexpected {report.unexpected[:5]}, "
-                          f"wrong {report.wrong_value[:5]}")
+    assert report.exact, (
+        f"expected {report.expected} readings, stored {report.stored}; "
+        f"missing {report.missing[:5]}, unexpected {report.unexpected[:5]}, "
+        f"wrong {report.wrong_value[:5]}"
+    )
 
 
 def test_fleet_of_20000_messages_reconciles(migrated, stack_env, pipeline, tmp_path) -> None:

@@ -71,7 +71,13 @@ DATAPOINTS = {
     "F2 Controller": [],
 }
 REGISTRY_TABLES = (
-    "devicetypes", "devicetemplates", "devices", "connectors", "pins", "datapointicons", "datapoints",
+    "devicetypes",
+    "devicetemplates",
+    "devices",
+    "connectors",
+    "pins",
+    "datapointicons",
+    "datapoints",
 )
 
 
@@ -162,8 +168,10 @@ def test_template_datapoints(registry: psycopg.Connection, template: str) -> Non
         "WHERE t.name = %s ORDER BY dp.label",
         (template,),
     ).fetchall()
-    actual = [(label, enc, off, length, dec, (append or "").strip(), lo, hi)
-              for label, enc, off, length, dec, append, lo, hi in rows]
+    actual = [
+        (label, enc, off, length, dec, (append or "").strip(), lo, hi)
+        for label, enc, off, length, dec, append, lo, hi in rows
+    ]
     assert actual == sorted(DATAPOINTS[template])
     for label, *_, append, _lo, _hi in rows:
         unit = next(dp[5] for dp in DATAPOINTS[template] if dp[0] == label)
@@ -220,10 +228,6 @@ def test_occupied_pin_is_rejected(registry: psycopg.Connection) -> None:
 )
 def test_invalid_mac_is_rejected(registry: psycopg.Connection, mac: str) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
-        registry.execute(
-            'INSERT INTO "VtDevice".devices (devicename, macaddress) VALUES (%s, %s)', ("Bad MAC", mac)
-        )
+        registry.execute('INSERT INTO "VtDevice".devices (devicename, macaddress) VALUES (%s, %s)', ("Bad MAC", mac))
     registry.rollback()
-    assert registry.execute(
-        "SELECT count(*) FROM \"VtDevice\".devices WHERE devicename = 'Bad MAC'"
-    ).fetchone() == (0,)
+    assert registry.execute("SELECT count(*) FROM \"VtDevice\".devices WHERE devicename = 'Bad MAC'").fetchone() == (0,)

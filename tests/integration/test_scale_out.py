@@ -28,6 +28,7 @@ def _assignments(p: Pipeline, kind: str) -> list[set[int]]:
 def test_two_processors_and_two_sinks_share_the_work(migrated, stack, stack_env, pipeline2, tmp_path) -> None:
     partitions = set(range(stack.settings.kafka_partitions))
     for kind in ("processor", "sink"):
+
         def split(kind: str = kind) -> bool:
             a, b = _assignments(pipeline2, kind)
             return bool(a) and bool(b) and not (a & b) and (a | b) == partitions

@@ -40,13 +40,15 @@ def ca(stack: Stack) -> CertificateAuthority:
 def _write_pair(dir_: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
     crt, k = dir_ / f"{name}.crt", dir_ / f"{name}.key"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return crt, k
 
 
-def _mint(issuer_cert: x509.Certificate | None, issuer_key: ec.EllipticCurvePrivateKey | None, cn: str,
-          days: int = 30) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _mint(
+    issuer_cert: x509.Certificate | None, issuer_key: ec.EllipticCurvePrivateKey | None, cn: str, days: int = 30
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A client certificate made here, independently of the platform's PKI code (self-signed if no issuer)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
@@ -68,13 +70,15 @@ def _mint(issuer_cert: x509.Certificate | None, issuer_key: ec.EllipticCurvePriv
 class Device:
     """An MQTT client on the device (TLS) listener."""
 
-    def __init__(self, conn: ConnectionSettings, certfile: Path | None, keyfile: Path | None,
-                 ca_cert: Path | None = None) -> None:
+    def __init__(
+        self, conn: ConnectionSettings, certfile: Path | None, keyfile: Path | None, ca_cert: Path | None = None
+    ) -> None:
         self.connected = threading.Event()
         self.refused = threading.Event()
         self.received: list[str] = []
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        )
         ctx = ssl.create_default_context(cafile=str(ca_cert or conn.ca_cert))
         ctx.check_hostname = False
         if certfile is not None:
@@ -115,8 +119,13 @@ def test_device_cannot_write_or_read_another_devices_topics(migrated, ca, pipeli
     other = f"tele/f2-{MAC_B}/sensor-mode/J2/sensor-2"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     body = json.dumps({"timestamp": stamp, "data": "01 03 06 09 30 11 9E 02 64 05 B1"})
-    publish(migrated, [(f"cmnd/f2-{MAC_B}/sensor-mode/J1/relay", b"secret-for-b"),
-                       (f"cmnd/f2-{MAC_A}/sensor-mode/J1/relay", b"for-a")])
+    publish(
+        migrated,
+        [
+            (f"cmnd/f2-{MAC_B}/sensor-mode/J1/relay", b"secret-for-b"),
+            (f"cmnd/f2-{MAC_A}/sensor-mode/J1/relay", b"for-a"),
+        ],
+    )
     wait_for(lambda: f"cmnd/f2-{MAC_A}/sensor-mode/J1/relay" in a.received, 10, what="A's own command")
     time.sleep(1)
     assert f"cmnd/f2-{MAC_B}/sensor-mode/J1/relay" not in a.received
@@ -137,8 +146,9 @@ def test_connections_without_a_valid_certificate_are_refused(migrated, ca, stack
     cert, key = _mint(rogue_ca, rogue_key, MAC_A)
     assert not Device(migrated, *_write_pair(tmp_path, "rogue", cert, key)).connect()
     # An expired certificate from the right CA.
-    expired = ca.issue_device(MAC_A, not_before=datetime.now(UTC) - timedelta(days=10),
-                              not_after=datetime.now(UTC) - timedelta(days=1))
+    expired = ca.issue_device(
+        MAC_A, not_before=datetime.now(UTC) - timedelta(days=10), not_after=datetime.now(UTC) - timedelta(days=1)
+    )
     assert not Device(migrated, expired.cert_path, expired.key_path).connect()
     # Plaintext MQTT to the TLS port.
     plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -191,11 +201,11 @@ def test_a_certificate_whose_cn_holds_wildcards_gets_no_access(cn, migrated, ca,
 
 
 def test_kafka_refuses_clients_without_or_with_wrong_credentials(migrated) -> None:
-    base = {"bootstrap.servers": migrated.kafka_bootstrap_servers, "group.id": "intruder",
-            "socket.timeout.ms": 3000}
-    for extra in ({"security.protocol": "PLAINTEXT"},
-                  {**{k: v for k, v in migrated.kafka_config().items() if k != "bootstrap.servers"},
-                   "sasl.password": "wrong"}):
+    base = {"bootstrap.servers": migrated.kafka_bootstrap_servers, "group.id": "intruder", "socket.timeout.ms": 3000}
+    for extra in (
+        {"security.protocol": "PLAINTEXT"},
+        {**{k: v for k, v in migrated.kafka_config().items() if k != "bootstrap.servers"}, "sasl.password": "wrong"},
+    ):
         consumer = Consumer({**base, **extra})
         with pytest.raises(KafkaException):
             consumer.list_topics(timeout=5)
@@ -252,17 +262,33 @@ def test_oversized_payloads_are_rejected_without_disturbing_the_pipeline(migrate
     # 100 kB: accepted by the broker, refused by the processor as payload-too-large.
     medium = json.dumps({"timestamp": "2026-02-01 00:00:00", "data": "00" * 50_000}).encode()
     publish(migrated, [(topic, medium)])
-    wait_for(lambda: any(h.get(topics.H_REASON) == "payload-too-large" and v == medium
-                         for _, v, h in dead.poll(0.5)), 30, what="the payload-too-large dead letter")
+    wait_for(
+        lambda: any(h.get(topics.H_REASON) == "payload-too-large" and v == medium for _, v, h in dead.poll(0.5)),
+        30,
+        what="the payload-too-large dead letter",
+    )
     # The pipeline still decodes a normal frame afterwards.
     ts = datetime.now(UTC).replace(tzinfo=None)
-    publish(migrated, [(topic, json.dumps({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                                           "data": "01 03 06 09 30 11 9E 02 64 05 B1"}).encode())])
+    publish(
+        migrated,
+        [
+            (
+                topic,
+                json.dumps(
+                    {"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S.%f"), "data": "01 03 06 09 30 11 9E 02 64 05 B1"}
+                ).encode(),
+            )
+        ],
+    )
 
     def stored() -> bool:
         with psycopg.connect(migrated.timeseries_dsn) as db:
-            return db.execute('SELECT count(*) FROM decoded_data WHERE "timestamp" = %s',
-                              (ts.replace(tzinfo=UTC),)).fetchone()[0] == 3
+            return (
+                db.execute(
+                    'SELECT count(*) FROM decoded_data WHERE "timestamp" = %s', (ts.replace(tzinfo=UTC),)
+                ).fetchone()[0]
+                == 3
+            )
 
     wait_for(stored, 30, what="a normal frame after the oversized ones")
     assert all(pipeline.alive().values())
@@ -274,24 +300,38 @@ def test_reader_credentials_never_reach_the_database_dead_letters_or_logs(migrat
     secret = f"QR-SECRET-{uuid.uuid4().hex}"
     dead = TopicReader(migrated, topics.DEADLETTER)
     ts = "2026-02-02 02:02:02.000000"
-    publish(migrated, [
-        ("stat/f2-aabbccddee01/access-control-mode/J1/reader-1",
-         json.dumps({"timestamp": ts, "credential": secret}).encode()),
-        # A malformed reader topic is dead-lettered: its payload must arrive redacted.
-        ("stat/f2-aabbccddee01/access-control-mode/J1/reader-01",
-         json.dumps({"timestamp": ts, "credential": secret}).encode()),
-        ("stat/f2-aabbccddee01/access-control-mode/J1/reader-2", f"not json {secret}".encode()),
-    ])
-    wait_for(lambda: any(h.get(topics.H_MQTT_TOPIC, "").endswith("reader-01") for _, _, h in dead.poll(0.5)),
-             30, what="the malformed reader topic's dead letter")
+    publish(
+        migrated,
+        [
+            (
+                "stat/f2-aabbccddee01/access-control-mode/J1/reader-1",
+                json.dumps({"timestamp": ts, "credential": secret}).encode(),
+            ),
+            # A malformed reader topic is dead-lettered: its payload must arrive redacted.
+            (
+                "stat/f2-aabbccddee01/access-control-mode/J1/reader-01",
+                json.dumps({"timestamp": ts, "credential": secret}).encode(),
+            ),
+            ("stat/f2-aabbccddee01/access-control-mode/J1/reader-2", f"not json {secret}".encode()),
+        ],
+    )
+    wait_for(
+        lambda: any(h.get(topics.H_MQTT_TOPIC, "").endswith("reader-01") for _, _, h in dead.poll(0.5)),
+        30,
+        what="the malformed reader topic's dead letter",
+    )
     dead.poll(3)
     assert dead.records, "expected the dead letter of the malformed reader topic"
     for key, value, headers in dead.records:
         blob = (key or b"") + (value or b"") + json.dumps(headers).encode()
         assert secret.encode() not in blob
     with psycopg.connect(migrated.timeseries_dsn) as db:
-        assert db.execute('SELECT count(*) FROM decoded_data WHERE "timestamp" = %s',
-                          (datetime(2026, 2, 2, 2, 2, 2, tzinfo=UTC),)).fetchone()[0] == 0
+        assert (
+            db.execute(
+                'SELECT count(*) FROM decoded_data WHERE "timestamp" = %s', (datetime(2026, 2, 2, 2, 2, 2, tzinfo=UTC),)
+            ).fetchone()[0]
+            == 0
+        )
     logs = [*stack.layout.logs.glob("*.log"), *(d.log_path for d in pipeline.daemons)]
     for log in logs:
         assert secret not in log.read_text(errors="replace"), f"the credential appears in {log}"

@@ -31,7 +31,7 @@ def sink_db(migrated: ConnectionSettings) -> Iterator[psycopg.Connection]:
 
 def stored(db: psycopg.Connection, table: str) -> list[tuple[str, int, int, float]]:
     rows = db.execute(
-        f"SELECT to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), device_id, "  # noqa: S608
+        f'SELECT to_char("timestamp" AT TIME ZONE \'UTC\', \'YYYY-MM-DD"T"HH24:MI:SS"Z"\'), device_id, '  # noqa: S608
         f"datapoint_id, value FROM {table} WHERE device_id BETWEEN %s AND %s ORDER BY 1, 2, 3",
         (DEVICE, DEVICE + 9),
     ).fetchall()
@@ -60,8 +60,11 @@ def test_a_redelivered_batch_changes_nothing_and_a_re_decoded_reading_replaces_t
     # The reading decoded again with new decimals, next to a reading that is new.
     again = [(T0, DEVICE + 1, 1, 0.15), (T1, DEVICE + 1, 2, 2.75)]
     assert write_batch(sink_db, copy_text(again)) is True
-    assert stored(sink_db, "decoded_data") == [(T0, DEVICE + 1, 1, 0.15), (T0, DEVICE + 1, 2, 2.5),
-                                               (T1, DEVICE + 1, 2, 2.75)]
+    assert stored(sink_db, "decoded_data") == [
+        (T0, DEVICE + 1, 1, 0.15),
+        (T0, DEVICE + 1, 2, 2.5),
+        (T1, DEVICE + 1, 2, 2.75),
+    ]
 
 
 def test_a_key_twice_in_one_batch_keeps_its_last_record(sink_db: psycopg.Connection) -> None:

@@ -67,9 +67,7 @@ SERVICE_PORTS = {
 
 
 def f2(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [F2, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run([F2, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def parse_exports(stdout: str) -> dict[str, str]:
@@ -122,16 +120,16 @@ def produce_one(conf: dict[str, str], topic: str, key: bytes, value: bytes) -> N
     assert errors == [] and len(delivered) == 1
 
 
-def consume_all(
-    conf: dict[str, str], topic: str, expected: int = 1, timeout: float = 40
-) -> list[tuple[bytes, bytes]]:
+def consume_all(conf: dict[str, str], topic: str, expected: int = 1, timeout: float = 40) -> list[tuple[bytes, bytes]]:
     """Read the topic's single partition from the beginning until `expected` records arrived."""
-    consumer = Consumer({
-        **conf,
-        "group.id": f"f2-test-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            **conf,
+            "group.id": f"f2-test-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     records: list[tuple[bytes, bytes]] = []
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
@@ -149,20 +147,23 @@ def consume_all(
     return records
 
 
-def mqtt_connect(host: str, port: int, username: str | None, password: str | None,
-                 timeout: float = 10) -> tuple[mqtt.Client, mqtt.ReasonCode]:
+def mqtt_connect(
+    host: str, port: int, username: str | None, password: str | None, timeout: float = 10
+) -> tuple[mqtt.Client, mqtt.ReasonCode]:
     """Connect and return the client (loop running) with the broker's CONNACK reason code."""
     done = threading.Event()
     result: list[mqtt.ReasonCode] = []
 
-    def on_connect(client: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode,
-                   props: object) -> None:
+    def on_connect(
+        client: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode, props: object
+    ) -> None:
         if not result:
             result.append(reason)
         done.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"f2-test-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"f2-test-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+    )
     if username is not None:
         client.username_pw_set(username, password)
     client.on_connect = on_connect
@@ -264,8 +265,9 @@ def test_mqtt_qos1_round_trip(exports: dict[str, str]) -> None:
     try:
         assert not reason.is_failure, str(reason)
 
-        def on_subscribe(client: mqtt.Client, userdata: object, mid: int, codes: list[mqtt.ReasonCode],
-                         props: object) -> None:
+        def on_subscribe(
+            client: mqtt.Client, userdata: object, mid: int, codes: list[mqtt.ReasonCode], props: object
+        ) -> None:
             assert [c.value for c in codes] == [1]  # granted QoS 1
             subscribed.set()
 
@@ -331,9 +333,7 @@ def test_redis_refuses_bad_credentials(exports: dict[str, str], password: str | 
     [(None, None), ("f2-internal", "wrong-password"), ("someone-else", "wrong-password")],
     ids=["anonymous", "wrong-password", "unknown-user"],
 )
-def test_mqtt_refuses_bad_credentials(
-    exports: dict[str, str], username: str | None, password: str | None
-) -> None:
+def test_mqtt_refuses_bad_credentials(exports: dict[str, str], username: str | None, password: str | None) -> None:
     if username == "f2-internal":
         username = exports["F2_MQTT_USERNAME"]
     client, reason = mqtt_connect(exports["F2_MQTT_HOST"], int(exports["F2_MQTT_PORT"]), username, password)

@@ -337,9 +337,7 @@ def test_issue_server_writes_sans_and_server_auth(ca: CertificateAuthority) -> N
         ([], ["300.1.1.1"], "not an IPv4 or IPv6"),
     ],
 )
-def test_bad_server_names_are_refused(
-    ca: CertificateAuthority, hosts: list[str], ips: list[str], message: str
-) -> None:
+def test_bad_server_names_are_refused(ca: CertificateAuthority, hosts: list[str], ips: list[str], message: str) -> None:
     with pytest.raises(InvalidSubjectError, match=message):
         ca.issue_server(hosts, ips)
 

@@ -162,9 +162,7 @@ def test_a_csr_for_another_mac_is_refused() -> None:
 
 def test_a_csr_with_extra_subject_names_is_refused() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, MAC), x509.NameAttribute(NameOID.COMMON_NAME, OTHER)]
-    )
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, MAC), x509.NameAttribute(NameOID.COMMON_NAME, OTHER)])
     csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     pem = csr.public_bytes(serialization.Encoding.PEM).decode()
     assert refusal_of(body(mac=MAC, claiming_code=CODE, csr=pem)).reason == "csr-common-name"
@@ -221,9 +219,7 @@ def test_check_claim_accepts_the_right_code() -> None:
         (True, "claim-other", "wrong-code"),
     ],
 )
-def test_check_claim_refusals_look_the_same_to_the_client(
-    known: bool, expected: str | None, reason: str
-) -> None:
+def test_check_claim_refusals_look_the_same_to_the_client(known: bool, expected: str | None, reason: str) -> None:
     with pytest.raises(Refusal) as caught:
         check_claim(CODE, known, expected)
     refusal = caught.value
@@ -450,13 +446,9 @@ def test_the_server_context_refuses_anything_older_than_tls_12(tmp_path: Path) -
 
 def test_log_lines_are_json_with_the_event_fields(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="f2.enroll"):
-        log_event(
-            logging.WARNING, "enroll.refused", status=403, reason="wrong-code", mac=MAC, client="1.2.3.4"
-        )
+        log_event(logging.WARNING, "enroll.refused", status=403, reason="wrong-code", mac=MAC, client="1.2.3.4")
     (record,) = caplog.records
-    assert (
-        record.getMessage() == "enroll.refused status=403 reason=wrong-code mac=aabbccddee01 client=1.2.3.4"
-    )
+    assert record.getMessage() == "enroll.refused status=403 reason=wrong-code mac=aabbccddee01 client=1.2.3.4"
     line = json.loads(JsonLogFormatter().format(record))
     assert line["event"] == "enroll.refused" and line["reason"] == "wrong-code" and line["status"] == 403
     assert line["level"] == "warning" and line["logger"] == "f2.enroll"

@@ -359,10 +359,7 @@ def test_unknown_encoding_in_the_registry() -> None:
 
 
 def test_device_without_frame_datapoints_yields_no_readings() -> None:
-    assert (
-        decode_frame(with_crc(bytes.fromhex("01 03 00")), device(frame_check=FRAME_CHECK_MODBUS_CRC), TS)
-        == []
-    )
+    assert decode_frame(with_crc(bytes.fromhex("01 03 00")), device(frame_check=FRAME_CHECK_MODBUS_CRC), TS) == []
 
 
 # ----------------------------------------------------------------------------------- layout cache

@@ -61,8 +61,9 @@ def test_string_is_length_prefixed_utf8() -> None:
 
 
 def test_connect_v5_with_session_expiry_and_receive_maximum() -> None:
-    packet = connect_packet("f2-bridge-0", "u", "p", keepalive_s=30, clean_start=False,
-                            session_expiry_s=604_800, receive_maximum=1000)
+    packet = connect_packet(
+        "f2-bridge-0", "u", "p", keepalive_s=30, clean_start=False, session_expiry_s=604_800, receive_maximum=1000
+    )
     assert packet == h(
         "10 26"  # CONNECT, remaining length 38
         " 00 04 4d 51 54 54"  # protocol name "MQTT"

@@ -20,8 +20,9 @@ def test_rfc3339_keeps_every_microsecond() -> None:
 
 
 def test_encoded_readings_are_the_decoded_contract() -> None:
-    records = encode_readings([Reading(TS_US, 7, 101, 23.52), Reading(TS_US, 7, 102, -1.52),
-                               Reading(TS_US, 7, 103, 1e-05)])
+    records = encode_readings(
+        [Reading(TS_US, 7, 101, 23.52), Reading(TS_US, 7, 102, -1.52), Reading(TS_US, 7, 103, 1e-05)]
+    )
     assert [k for k, _ in records] == [b"7:101", b"7:102", b"7:103"]
     assert [json.loads(v) for _, v in records] == [
         {"timestamp": "2026-03-01T10:00:00.250000Z", "device_id": 7, "datapoint_id": 101, "value": 23.52},
@@ -37,8 +38,9 @@ def test_non_finite_values_are_refused(bad: float) -> None:
 
 
 def test_parse_record_accepts_the_contract_and_copy_text_is_tab_separated() -> None:
-    row = parse_record(b'{"timestamp": "2026-03-01T10:00:00.250000Z", "device_id": 7, "datapoint_id": 101, '
-                       b'"value": 23.52}')
+    row = parse_record(
+        b'{"timestamp": "2026-03-01T10:00:00.250000Z", "device_id": 7, "datapoint_id": 101, "value": 23.52}'
+    )
     assert row == ("2026-03-01T10:00:00.250000Z", 7, 101, 23.52)
     assert copy_text([row, ("2026-03-01T10:00:01Z", 8, 9, 1.0)]) == (
         b"2026-03-01T10:00:00.250000Z\t7\t101\t23.52\n2026-03-01T10:00:01Z\t8\t9\t1.0\n"

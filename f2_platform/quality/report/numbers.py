@@ -321,4 +321,3 @@ def markdown_summary(report: dict[str, Any]) -> str:
         + ("" if report["dead_letters"]["available"] else f" (unavailable: {report['dead_letters']['error']})"),
     ]
     return "\n".join(lines)
-
