@@ -17,6 +17,11 @@ TS_US = 1_772_359_200_250_000
 def test_rfc3339_keeps_every_microsecond() -> None:
     assert rfc3339_from_us(TS_US) == "2026-03-01T10:00:00.250000Z"
     assert rfc3339_from_us(TS_US + 1) == "2026-03-01T10:00:00.250001Z"
+    # Across a second (the whole-second part is cached per second) and around the epoch.
+    assert rfc3339_from_us(TS_US + 750_000) == "2026-03-01T10:00:01.000000Z"
+    assert rfc3339_from_us(TS_US + 749_999) == "2026-03-01T10:00:00.999999Z"
+    assert rfc3339_from_us(0) == "1970-01-01T00:00:00.000000Z"
+    assert rfc3339_from_us(-1) == "1969-12-31T23:59:59.999999Z"
 
 
 def test_encoded_readings_are_the_decoded_contract() -> None:
