@@ -22,6 +22,11 @@ from f2_platform.settings import ConnectionSettings
 from streaming import topics
 
 Offsets = dict[int, int]
+_COORDINATOR_STARTING = (
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+)
 Headers = list[tuple[str, str | bytes | None]]
 
 
@@ -52,11 +57,22 @@ def end_offsets(conn: ConnectionSettings, topic: str) -> Offsets:
         c.close()
 
 
-def committed_offsets(conn: ConnectionSettings, group: str, topic: str, partitions: Iterable[int]) -> Offsets:
+def committed_offsets(
+    conn: ConnectionSettings, group: str, topic: str, partitions: Iterable[int], timeout: float = 60
+) -> Offsets:
     admin = _admin(conn)
     request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
-    result = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
-    return {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
+            return {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
+        except KafkaException as exc:
+            # A freshly started broker answers "coordinator load in progress" until its offsets topic loaded.
+            err: KafkaError = exc.args[0]
+            if not (err.retriable() or err.code() in _COORDINATOR_STARTING) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def group_members(conn: ConnectionSettings, group: str) -> int:

@@ -104,7 +104,9 @@ def broker(secrets_dir: Path, workdir: Path) -> Iterator[Broker]:
     conf = (COMPOSE_DIR / "mosquitto" / "mosquitto.conf").read_text()
     for name, path in secret_paths(secrets_dir).items():
         conf = conf.replace(f"/run/secrets/{name}\n", f"{path}\n")
-    conf = conf.replace("/mosquitto/config/acl", str(COMPOSE_DIR / "mosquitto" / "acl"))
+    # A copy: the checkout's folders need not be traversable by the `mosquitto` user (a private temp dir).
+    shutil.copy(COMPOSE_DIR / "mosquitto" / "acl", work / "acl")
+    conf = conf.replace("/mosquitto/config/acl", str(work / "acl"))
     conf = conf.replace("/mosquitto/data/", f"{work}/data/")
     conf = conf.replace("listener 1883\n", f"listener {internal} 127.0.0.1\n")
     conf = conf.replace("listener 8883\n", f"listener {device} 127.0.0.1\n")
@@ -113,7 +115,7 @@ def broker(secrets_dir: Path, workdir: Path) -> Iterator[Broker]:
     (work / "mosquitto.conf").write_text(conf)
     if os.geteuid() == 0:  # Mosquitto drops to its own user: let it read what Compose would mount for it
         account = pwd.getpwnam("mosquitto")
-        for path in [work, work / "data", secrets_dir, secrets_dir / "pki", *secrets_dir.rglob("*")]:
+        for path in [work, work / "data", work / "acl", secrets_dir, secrets_dir / "pki", *secrets_dir.rglob("*")]:
             os.chown(path, account.pw_uid, account.pw_gid)
     log = work / "mosquitto.log"
     with open(log, "wb") as out:
