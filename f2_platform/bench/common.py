@@ -178,6 +178,20 @@ class Run:
         out.append(ProcessUsage("other processes on the machine", "other", 0, other, other / window, None, 0.0))
         return out
 
+    def measured_window(
+        self, m: Monitor, result: StageResult, stage: str, daemons: list[Daemon], tick: Callable[[], None]
+    ) -> tuple[float, float]:
+        """Warm up, then run the measured window (profiling the daemons when asked); its (start, end)."""
+        cfg = self.config
+        self.sleep(cfg.warmup_s, daemons, tick)
+        ws = m.sample().t
+        we = ws + cfg.duration_s
+        recs = self.profile_start(stage, daemons, cfg.duration_s)
+        self.sleep_until(m, we, daemons, tick)
+        m.sample()
+        self.profile_finish(result, recs)
+        return ws, we
+
     # --- profiles ------------------------------------------------------------------------------------------
     def profile_start(self, stage: str, daemons: list[Daemon], seconds: float) -> list[profiling.Recording]:
         if not self.config.profile:

@@ -142,13 +142,7 @@ def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[Daemon],
         if time.monotonic() > deadline:
             raise TimeoutError("no rows committed within 120 s of the first publish")
         time.sleep(0.1)
-    run.sleep(cfg.warmup_s, daemons, tick)
-    ws = m.sample().t
-    we = ws + cfg.duration_s
-    recs = run.profile_start("e2e", daemons, cfg.duration_s)
-    run.sleep_until(m, we, daemons, tick)
-    m.sample()
-    run.profile_finish(result, recs)
+    ws, we = run.measured_window(m, result, "e2e", daemons, tick)
     pubs.finish()
     if pubs.failures():
         raise RuntimeError("a load generator failed (see the bench output)")

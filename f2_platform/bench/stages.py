@@ -92,13 +92,7 @@ def bridge_stage(run: Run) -> StageResult:
             run.check_alive(bridges)
             tick()
             time.sleep(0.1)
-        run.sleep(cfg.warmup_s, bridges, tick)
-        ws = m.sample().t
-        we = ws + cfg.duration_s
-        recs = run.profile_start("bridge", bridges, cfg.duration_s)
-        run.sleep_until(m, we, bridges, tick)
-        m.sample()
-        run.profile_finish(result, recs)
+        ws, we = run.measured_window(m, result, "bridge", bridges, tick)
         pubs.finish()
         if pubs.failures():
             raise RuntimeError("a load generator failed (see the bench output)")
