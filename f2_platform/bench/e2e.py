@@ -177,10 +177,11 @@ def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[Daemon],
     return frames_rate
 
 
-def _sample_devices(run: Run, rate: float) -> list[int]:
+def _sample_series(run: Run, rate: float) -> list[tuple[int, int]]:
+    """(device id, datapoint id) of every reading of a sample of the fleet's frame sensors."""
     rows_per_s = rate * run.readings_per_frame
     step = max(1, math.ceil(rows_per_s / LATENCY_SAMPLE_ROWS_PER_S))
-    return sorted({ep.device_id for ep in run.endpoints[::step]})
+    return sorted({(ep.device_id, dp) for ep in run.endpoints[::step] for dp, _ in ep.variants[0][1]})
 
 
 def _level_phase(
@@ -204,7 +205,7 @@ def _level_phase(
     run.sleep(cfg.warmup_s, daemons)
     ws = m.sample().t
     we = ws + cfg.duration_s
-    poller = RowPoller(run.conn.timeseries_dsn, _sample_devices(run, rate))
+    poller = RowPoller(run.conn.timeseries_dsn, _sample_series(run, rate))
     hist0 = _sink_histogram(sink_scrapers)
     wall = time.time()
     poller.start(wall, wall + cfg.duration_s)

@@ -1,9 +1,12 @@
 """Latency from device timestamp to database commit, without touching the sink.
 
-A poller queries the rows of a sample of devices every `interval` seconds; a row seen for the first time was
-committed between the previous query and this one, so its latency is taken at the midpoint (resolution
-+/- interval/2). The sink's own `f2_end_to_end_latency_seconds` histogram (observed after each commit) is a
-cross-check with bucket resolution.
+A poller asks every `interval` seconds for the rows of a sample of series (device, datapoint) newer than the
+newest it has seen of each; a row seen for the first time was committed between the previous query and this
+one, so its latency is taken at the midpoint (resolution +/- interval/2). A series' readings travel one Kafka
+partition at each hop and are committed in order, so nothing older than a series' newest row appears later.
+Each query is one index probe per series and returns only new rows: the measurement must not load the
+database (or the machine) it measures. The sink's own `f2_end_to_end_latency_seconds` histogram (observed
+after each commit) is a cross-check with bucket resolution.
 """
 
 from __future__ import annotations
@@ -23,15 +26,24 @@ from streaming.records import header
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
+_NEW_ROWS_SQL = """
+SELECT w.k, d."timestamp"
+FROM unnest(%s::int[], %s::int[], %s::timestamptz[]) WITH ORDINALITY AS w(device_id, datapoint_id, after, k)
+CROSS JOIN LATERAL (
+    SELECT "timestamp" FROM decoded_data
+    WHERE device_id = w.device_id AND datapoint_id = w.datapoint_id
+      AND "timestamp" > w.after AND "timestamp" <= %s
+) d
+"""
+
 
 class RowPoller:
-    def __init__(self, dsn: str, device_ids: list[int], interval: float = 0.05) -> None:
+    def __init__(self, dsn: str, series: list[tuple[int, int]], interval: float = 0.05) -> None:
         self.dsn = dsn
-        self.device_ids = sorted(device_ids)
+        self.series = sorted(set(series))  # (device id, datapoint id)
         self.interval = interval
         self.window: tuple[float, float] = (math.inf, -math.inf)  # device timestamps (epoch s) to keep
         self.latencies: list[float] = []
-        self._seen: set[tuple[datetime, int, int]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="latency-poller", daemon=True)
         self.error: str | None = None
@@ -47,29 +59,21 @@ class RowPoller:
 
     def _run(self) -> None:
         start, end = self.window
-        lower = datetime.fromtimestamp(start).astimezone()
-        newest = start
+        devices = [device for device, _ in self.series]
+        datapoints = [datapoint for _, datapoint in self.series]
+        newest = [datetime.fromtimestamp(start, UTC) - _ONE_US] * len(self.series)
+        upper = datetime.fromtimestamp(end, UTC)
         try:
             with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
                 previous = time.time()
                 while not self._stop.is_set():
                     before = time.time()
-                    rows = conn.execute(
-                        'SELECT "timestamp", device_id, datapoint_id FROM decoded_data '
-                        'WHERE device_id = ANY(%s) AND "timestamp" >= %s AND "timestamp" <= %s',
-                        (self.device_ids, lower, datetime.fromtimestamp(end).astimezone()),
-                    ).fetchall()
+                    rows = conn.execute(_NEW_ROWS_SQL, (devices, datapoints, newest, upper)).fetchall()
                     seen_at = (previous + before) / 2
-                    for ts, device, dp in rows:
-                        key = (ts, device, dp)
-                        if key in self._seen:
-                            continue
-                        self._seen.add(key)
-                        t = ts.timestamp()
-                        self.latencies.append(max(0.0, seen_at - t))
-                        newest = max(newest, t)
-                    # Rows more than a minute older than the newest seen are not waited for any more.
-                    lower = datetime.fromtimestamp(max(start, newest - 60)).astimezone()
+                    for k, ts in rows:
+                        self.latencies.append(max(0.0, seen_at - ts.timestamp()))
+                        if ts > newest[k - 1]:
+                            newest[k - 1] = ts
                     previous = before
                     elapsed = time.time() - before
                     self._stop.wait(max(0.0, self.interval - elapsed))
