@@ -78,7 +78,7 @@ class Processor:
         self._backoff = 0.0
         self._assigned: set[int] = set()
         self._last_seen_gauges: dict[bytes, Gauge] = {}
-        self._last_batch_at = time.monotonic()
+        self._collected_at = time.monotonic()
         # An abort that timed out is still in progress in librdkafka: it must be resumed (called again)
         # before any other transactional call, which would otherwise fail with "Conflicting abort_transaction".
         self._abort_pending = False
@@ -131,7 +131,11 @@ class Processor:
         assert self.consumer is not None
         if self._backoff:
             time.sleep(self._backoff)
-        messages = self.consumer.consume(self.settings.batch_size, self.settings.batch_timeout_ms / 1000)
+        # A batch's window starts where the previous collection ended: records that arrived while the previous
+        # batch was processed and committed have waited already, and are taken without waiting again.
+        window = self.settings.batch_timeout_ms / 1000 - (time.monotonic() - self._collected_at)
+        messages = self.consumer.consume(self.settings.batch_size, max(0.0, window))
+        self._collected_at = time.monotonic()
         records = [m for m in messages if not self._is_error(m)]
         if not records:
             return
@@ -145,7 +149,6 @@ class Processor:
             self._on_kafka_exception(records, exc)
             return
         self._backoff = 0.0
-        self._last_batch_at = time.monotonic()
         BATCH_SIZE.labels(DAEMON).observe(len(records))
         BATCH_SECONDS.labels(DAEMON).observe(time.perf_counter() - started)
 
