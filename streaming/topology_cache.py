@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -40,6 +41,7 @@ class TopologyCache:
         negative_ttl_s: float = 5.0,
         redis_retry_after_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.loader = loader
         self.redis = redis_client
@@ -48,6 +50,7 @@ class TopologyCache:
         self.negative_ttl_s = negative_ttl_s
         self.redis_retry_after_s = redis_retry_after_s
         self.clock = clock
+        self._random = (rng or random.Random()).random
         self.version = 0
         self._local: dict[str, tuple[int, float, ControllerTopology | None]] = {}
         self._redis_down_until = 0.0
@@ -78,6 +81,9 @@ class TopologyCache:
             self._to_redis(mac, version, loaded, now)
             topology = loaded
         ttl = self.local_ttl_s if topology is not None else self.negative_ttl_s
+        # Between half and all of the TTL: entries loaded together (a fleet at start-up) would otherwise
+        # expire together, and one batch would wait for a Redis round trip per controller.
+        ttl *= 0.5 + 0.5 * self._random()
         self._local[mac] = (self.version, now + ttl, topology)  # type: ignore[assignment]
         return topology  # type: ignore[return-value]
 
