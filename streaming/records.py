@@ -35,14 +35,14 @@ def encode_readings(readings: list[Reading]) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
     stamp_us: int | None = None
     stamp = b""
-    for r in readings:
-        if r.timestamp_us != stamp_us:
-            stamp_us, stamp = r.timestamp_us, rfc3339_from_us(r.timestamp_us).encode()
-        value = float(r.value)
+    for timestamp_us, device_id, datapoint_id, raw in readings:
+        if timestamp_us != stamp_us:
+            stamp_us, stamp = timestamp_us, rfc3339_from_us(timestamp_us).encode()
+        value = float(raw)
         if not math.isfinite(value):
-            raise ValueError(f"datapoint {r.datapoint_id} decoded to {value!r}")
+            raise ValueError(f"datapoint {datapoint_id} decoded to {value!r}")
         # bytes %-formatting: %r of a float is its repr, as json.dumps writes it.
-        out.append((b"%d:%d" % (r.device_id, r.datapoint_id), _VALUE % (stamp, r.device_id, r.datapoint_id, value)))
+        out.append((b"%d:%d" % (device_id, datapoint_id), _VALUE % (stamp, device_id, datapoint_id, value)))
     return out
 
 
