@@ -8,7 +8,8 @@ from pathlib import Path
 from f2_platform.settings import REPO_ROOT
 
 BRIDGE, PROCESSOR, SINK, E2E, REFERENCES = "bridge", "processor", "sink", "e2e", "references"
-ALL_STAGES: tuple[str, ...] = (REFERENCES, BRIDGE, PROCESSOR, SINK, E2E)
+BACKPRESSURE = "backpressure"
+ALL_STAGES: tuple[str, ...] = (REFERENCES, BRIDGE, PROCESSOR, SINK, E2E, BACKPRESSURE)
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "bench" / "results"
 
 
@@ -71,6 +72,8 @@ class BenchConfig:
     # 0.5 s the scrapes took about a tenth of its CPU (Prometheus scrapes every 15 s).
     sample_interval_s: float = 1.0
     drain_timeout_s: float = 180.0
+    # How long the backpressure stage keeps every sink stopped under full load.
+    backpressure_stop_s: float = 60.0
     # Allow moving the daemons' consumer groups past unconsumed records of a running stack.
     force: bool = False
 
@@ -78,8 +81,8 @@ class BenchConfig:
         unknown = [s for s in self.stages if s not in ALL_STAGES]
         if unknown:
             raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(ALL_STAGES)}")
-        if self.duration_s <= 0 or self.warmup_s < 0:
-            raise ValueError("duration must be positive and warm-up not negative")
+        if self.duration_s <= 0 or self.warmup_s < 0 or self.backpressure_stop_s <= 0:
+            raise ValueError("duration and the sinks' stop must be positive, the warm-up not negative")
         if not all(0 < level <= 1.5 for level in self.levels):
             raise ValueError("levels are fractions of the sustained maximum, e.g. 0.25,0.5,0.9")
         for name in ("controllers", "publishers", "bridges", "processors", "sinks"):

@@ -84,6 +84,7 @@ def e2e_stage(run: Run) -> StageResult:
         m.counter("generator.acked", generated)
         m.start()
         sustained = _max_phase(run, result, m, daemons, generated)
+        run.reference["e2e_frames_per_s"] = sustained  # the backpressure stage's full load
         for level in cfg.levels:
             if sustained <= 0:
                 break

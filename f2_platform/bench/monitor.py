@@ -96,6 +96,7 @@ class Sample:
     counters: dict[str, float]
     cpu: dict[str, float]
     machine_busy: float  # CPU seconds the whole machine spent busy, cumulative
+    rss: dict[str, float] = field(default_factory=dict)  # bytes; absent once a process is gone
 
 
 class Monitor:
@@ -151,10 +152,14 @@ class Monitor:
                     value = None
                 counters[name] = self._last.get(name, 0.0) if value is None else float(value)
                 self._last[name] = counters[name]
-            cpu = {name: tr.read()[0] for name, tr in self.tracked.items()}
+            cpu, rss = {}, {}
+            for name, tr in self.tracked.items():
+                cpu[name], resident = tr.read()
+                if resident:
+                    rss[name] = resident
             ct = psutil.cpu_times()
             busy = sum(ct) - ct.idle - getattr(ct, "iowait", 0.0)
-            s = Sample(t, counters, cpu, busy)
+            s = Sample(t, counters, cpu, busy, rss)
             self.samples.append(s)
             return s
 
@@ -186,6 +191,10 @@ class Monitor:
             return best.cpu.get(name, 0.0)
 
         return max(0.0, at(end) - at(start))
+
+    def rss_between(self, name: str, start: float, end: float) -> list[float]:
+        """The resident set sizes (bytes) sampled for a process inside [start, end]."""
+        return [s.rss[name] for s in self.samples if start <= s.t <= end and name in s.rss]
 
     def machine_busy_between(self, start: float, end: float) -> float:
         a = min(self.samples, key=lambda s: abs(s.t - start))

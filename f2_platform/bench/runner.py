@@ -17,6 +17,7 @@ from f2_platform.bench import report
 from f2_platform.bench.common import SYNTHETIC_DEVICES, Run
 from f2_platform.bench.config import (
     ALL_STAGES,
+    BACKPRESSURE,
     BRIDGE,
     E2E,
     PROCESSOR,
@@ -35,6 +36,7 @@ Say = Callable[[str], None]
 
 
 def _stage_functions() -> dict[str, Callable[[Run], StageResult]]:
+    from f2_platform.bench.backpressure import backpressure_stage
     from f2_platform.bench.e2e import e2e_stage
     from f2_platform.bench.references import references_stage
     from f2_platform.bench.stages import bridge_stage, processor_stage, sink_stage
@@ -45,6 +47,7 @@ def _stage_functions() -> dict[str, Callable[[Run], StageResult]]:
         PROCESSOR: processor_stage,
         SINK: sink_stage,
         E2E: e2e_stage,
+        BACKPRESSURE: backpressure_stage,
     }
 
 

@@ -81,6 +81,13 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
     show_default=True,
     help="Pre-filled topics hold this times the target rate times (warm-up + duration).",
 )
+@click.option(
+    "--backpressure-stop",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds the backpressure stage keeps every sink stopped under full load.",
+)
 @click.option("--partitions", type=int, default=None, help="Kafka partitions of a hermetic stack's topics.")
 @click.option("--profile", is_flag=True, help="Record py-spy profiles of the daemons in each measured window.")
 @click.option("--force", is_flag=True, help="With --use-running-stack: skip records the daemons have not read.")
@@ -97,6 +104,7 @@ def bench(
     sinks: int,
     levels: tuple[float, ...],
     prefill_scale: float,
+    backpressure_stop: float,
     partitions: int | None,
     profile: bool,
     force: bool,
@@ -119,6 +127,7 @@ def bench(
         sinks=sinks,
         levels=levels,
         prefill_scale=prefill_scale,
+        backpressure_stop_s=backpressure_stop,
         kafka_partitions=partitions,
         profile=profile,
         force=force,

@@ -28,6 +28,7 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
         prefill_scale=0.15,
         backlog_frames=3000,
         drain_timeout_s=60,
+        backpressure_stop_s=4.0,
         sample_interval_s=0.25,
         # The session stack may hold records other tests left unread: the bench may skip them.
         force=True,
@@ -63,6 +64,30 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
     sustained = e2e.measure("sustained frames/s, MQTT -> committed rows")
     assert sustained is not None and sustained.target and sustained.passed is False  # 2 s is not 60 s
     assert "naive stage" in sustained.ratios
+
+    backpressure = result.stage("backpressure")
+    assert backpressure is not None
+    # The offered load is the end-to-end stage's sustained maximum; the processors kept up without the sinks.
+    offered = backpressure.measures[0]
+    assert offered.note.startswith(f"offered {sustained.value:,.0f}")
+    stopped_decoding = backpressure.measure("processor frames/s while the sinks were stopped")
+    assert stopped_decoding is not None and stopped_decoding.value
+    backlog = backpressure.measure("backlog in f2.decoded when the sinks started again")
+    assert backlog is not None and backlog.value and backlog.value > 0
+    catch_up = backpressure.measure("catch-up: sinks started again -> every reading in decoded_data")
+    assert catch_up is not None and catch_up.value is not None and catch_up.value > 0
+    memory = {m.name for m in backpressure.measures if m.unit == "MB"}
+    assert memory == {
+        "bridge-0 RSS growth while the sinks were stopped",
+        "processor-0 RSS growth while the sinks were stopped",
+        "sink-0 peak RSS while catching up",
+    }
+    assert {p.name for p in backpressure.processes if p.role == "daemon"} == {
+        "bridge-0",
+        "processor-0",
+        "sink-0",
+        "sink-0 restarted",
+    }
 
     sink = result.stage("sink")
     assert sink is not None
