@@ -44,7 +44,7 @@ class Reading(NamedTuple):
     """One decoded value: what the sink stores as a row of decoded_data.
 
     A NamedTuple rather than a frozen dataclass: the processor builds several per frame, and a frozen
-    dataclass's constructor costs twice as much."""
+    dataclass's constructor costs three times as much."""
 
     timestamp_us: int  # microseconds since the Unix epoch, UTC
     device_id: int
