@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from f2_platform.bench.config import TARGETS, BenchConfig
 from f2_platform.bench.daemons import Daemon
 from f2_platform.bench.fleet import LoadEndpoint, bench_macs, load_endpoints, seed_bench_fleet
 from f2_platform.bench.model import ProcessUsage, StageResult
-from f2_platform.bench.monitor import Monitor, metric_sum, parse_metrics
+from f2_platform.bench.monitor import Monitor, jit_compiler_cpu_s, metric_sum, parse_metrics
 from f2_platform.bench.stackenv import BenchStack
 from f2_platform.settings import ConnectionSettings
 
@@ -26,6 +26,7 @@ SINK_DEVICES = 1_000_000_000
 COPY_REFERENCE_DEVICES = 1_100_000_000
 COPY_LATEST_REFERENCE_DEVICES = 1_200_000_000
 SYNTHETIC_DEVICES = 1_000_000_000
+KAFKA_JIT = "kafka.jit_cpu_s"  # a monitor series: CPU seconds of the broker's JIT compiler threads
 
 
 class Scraper:
@@ -98,6 +99,8 @@ class Run:
         m = Monitor(self.config.sample_interval_s)
         for name, pid in self.bs.service_pids().items():
             m.track(name, "service", pid, tree=name == "postgres")
+            if name == "kafka":
+                m.counter(KAFKA_JIT, partial(jit_compiler_cpu_s, pid))
         m.track("bench", "bench", os.getpid())
         return m
 
@@ -176,6 +179,10 @@ class Run:
             )
         other = max(0.0, m.machine_busy_between(start, end) - ours)
         out.append(ProcessUsage("other processes on the machine", "other", 0, other, other / window, None, 0.0))
+        if KAFKA_JIT in m.sources:
+            # Part of kafka's line above: CPU a long-running broker would not spend.
+            jit = max(0.0, m.value_at(KAFKA_JIT, end) - m.value_at(KAFKA_JIT, start))
+            out.append(ProcessUsage("kafka: of which its JIT compiler", "service", 0, jit, jit / window, None, 0.0))
         return out
 
     def measured_window(

@@ -4,6 +4,7 @@ involved (daemons, load generators, the stack's services, the bench itself) thro
 from __future__ import annotations
 
 import bisect
+import os
 import re
 import threading
 import time
@@ -15,6 +16,7 @@ import psutil
 
 _LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc's unit of CPU time
 
 
 def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -48,6 +50,28 @@ def peak_rss_kernel(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def jit_compiler_cpu_s(pid: int) -> float | None:
+    """CPU seconds HotSpot's JIT compiler threads ('C1 CompilerThre', 'C2 CompilerThre') of a JVM have used;
+    None when the process has none (or is gone)."""
+    task = Path(f"/proc/{pid}/task")
+    ticks = 0
+    found = False
+    try:
+        threads = list(task.iterdir())
+    except OSError:
+        return None
+    for thread in threads:
+        try:
+            if "CompilerThre" not in (thread / "comm").read_text():
+                continue
+            fields = (thread / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        found = True
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / _CLOCK_TICKS if found else None
 
 
 @dataclass

@@ -29,6 +29,7 @@ from f2_platform.bench.config import (
 from f2_platform.bench.machine import machine_info
 from f2_platform.bench.model import BenchResult, Measure, StageResult
 from f2_platform.bench.stackenv import BenchStack, bench_stack, prepare
+from f2_platform.bench.warmup import warm_up_broker
 from f2_platform.stack.manager import Stack
 from streaming import topics
 
@@ -78,7 +79,16 @@ def run_bench(config: BenchConfig, say: Say = print, stack: Stack | None = None)
             _preflight(run)
         functions = _stage_functions()
         try:
+            warm = not config.broker_warmup_max_s
             for name in (s for s in ALL_STAGES if s in config.stages):
+                if not warm and name != REFERENCES:
+                    say(f"warming the broker up (at most {config.broker_warmup_max_s:g} s) ...")
+                    try:
+                        result.notes.append(warm_up_broker(run))
+                    except Exception as exc:
+                        result.notes.append(f"broker warm-up failed ({type(exc).__name__}: {exc}); measured cold")
+                    say(result.notes[-1])
+                    warm = True
                 say(f"stage {name}: {config.warmup_s:g} s warm-up, {config.duration_s:g} s measured ...")
                 t = time.monotonic()
                 try:

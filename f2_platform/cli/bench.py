@@ -77,7 +77,7 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option(
     "--prefill-scale",
     type=float,
-    default=1.25,
+    default=1.6,
     show_default=True,
     help="Pre-filled topics hold this times the target rate times (warm-up + duration).",
 )
@@ -87,6 +87,14 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
     default=60.0,
     show_default=True,
     help="Seconds the backpressure stage keeps every sink stopped under full load.",
+)
+@click.option(
+    "--broker-warmup",
+    type=float,
+    default=180.0,
+    show_default=True,
+    help="At most this many seconds of load warm the Kafka broker up (until its JIT compiler is quiet) "
+    "before the first stage that uses it; 0 skips it.",
 )
 @click.option("--partitions", type=int, default=None, help="Kafka partitions of a hermetic stack's topics.")
 @click.option("--profile", is_flag=True, help="Record py-spy profiles of the daemons in each measured window.")
@@ -105,6 +113,7 @@ def bench(
     levels: tuple[float, ...],
     prefill_scale: float,
     backpressure_stop: float,
+    broker_warmup: float,
     partitions: int | None,
     profile: bool,
     force: bool,
@@ -128,6 +137,7 @@ def bench(
         levels=levels,
         prefill_scale=prefill_scale,
         backpressure_stop_s=backpressure_stop,
+        broker_warmup_max_s=broker_warmup,
         kafka_partitions=partitions,
         profile=profile,
         force=force,

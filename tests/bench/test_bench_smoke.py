@@ -29,6 +29,7 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
         backlog_frames=3000,
         drain_timeout_s=60,
         backpressure_stop_s=4.0,
+        broker_warmup_max_s=6.0,
         sample_interval_s=0.25,
         # The session stack may hold records other tests left unread: the bench may skip them.
         force=True,
@@ -55,6 +56,13 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
         assert measured.timeseries and any(measured.timeseries.values()), name
     bridge = result.stage("bridge")
     assert bridge is not None and any(p.role == "generator" for p in bridge.processes)
+    # The broker was warmed up before the first stage that uses it, and every such stage shows what the
+    # broker's JIT compiler used of its window.
+    assert [n for n in result.notes if n.startswith("broker warm-up: the pipeline ran")], result.notes
+    for name in ("bridge", "processor", "sink", "e2e", "backpressure"):
+        measured = result.stage(name)
+        assert measured is not None
+        assert any(p.name == "kafka: of which its JIT compiler" for p in measured.processes), name
 
     e2e = result.stage("e2e")
     assert e2e is not None and len(e2e.latency) == 1
