@@ -165,6 +165,43 @@ def test_unicode_field_values_survive() -> None:
     assert parse_payload(raw, MAX).fields == {"note": "température °C"}
 
 
+@pytest.mark.parametrize(
+    ("raw", "fields"),
+    [
+        # JSON the fast parser refuses but the standard accepts: the verdict and the values stay the same.
+        (b'{"timestamp": "2026-03-01 10:00:00", "note": "\\ud800"}', {"note": "\ud800"}),
+        (b'{"timestamp": "2026-03-01 10:00:00", "reading": 1e400}', {"reading": float("inf")}),
+        (b'{"timestamp": "2026-03-01 10:00:00", "count": 18446744073709551616}', {"count": 2**64}),
+    ],
+)
+def test_json_the_fast_parser_refuses_is_judged_as_before(raw: bytes, fields: dict[str, object]) -> None:
+    parsed = parse_payload(raw, MAX)
+    assert parsed.timestamp_us == epoch_us(2026, 3, 1, 10, 0, 0)
+    assert parsed.fields == fields
+
+
+def test_timestamps_sharing_a_second_keep_their_own_fraction_and_offset() -> None:
+    # The whole second and the offset are converted once each: every combination must still be exact.
+    texts = {
+        "2026-03-01T10:00:00Z": epoch_us(2026, 3, 1, 10, 0, 0),
+        "2026-03-01T10:00:00.5Z": epoch_us(2026, 3, 1, 10, 0, 0, 500000),
+        "2026-03-01T10:00:00.000007+01:00": epoch_us(2026, 3, 1, 9, 0, 0, 7),
+        "2026-03-01 10:00:00.25-00:30": epoch_us(2026, 3, 1, 10, 30, 0, 250000),
+        "2026-03-01T11:00:00.5+01:00": epoch_us(2026, 3, 1, 10, 0, 0, 500000),
+    }
+    for _ in range(2):
+        for text, expected in texts.items():
+            assert parse_payload(payload(timestamp=text), MAX).timestamp_us == expected, text
+
+
+def test_an_instant_beyond_the_calendar_is_a_bad_timestamp() -> None:
+    for text in ("9999-12-31T23:59:59.999999-00:01", "0001-01-01T00:00:00.5+00:01"):
+        with pytest.raises(DecodeError) as caught:
+            parse_payload(payload(timestamp=text), MAX)
+        assert caught.value.reason == "bad-timestamp", text
+        assert "not a valid instant" in caught.value.detail
+
+
 # ---------------------------------------------------------------------------------------- redaction
 
 
