@@ -25,6 +25,7 @@ class Daemon:
     metrics_port: int = field(default_factory=free_port)
     settings: dict[str, str] = field(default_factory=dict)  # extra F2_<DAEMON>_* settings
     proc: subprocess.Popen[bytes] | None = None
+    terminating: bool = False  # SIGTERM sent to the current process
 
     @property
     def name(self) -> str:
@@ -36,6 +37,7 @@ class Daemon:
         return self.proc.pid
 
     def start(self) -> None:
+        self.terminating = False
         env = dict(self.env)
         prefix = f"F2_{self.kind.upper()}_"
         env[prefix + "METRICS_PORT"] = str(self.metrics_port)
@@ -91,12 +93,18 @@ class Daemon:
             f"{self.name} not healthy after {timeout:.0f} s; last lines of {self.log_path}:\n{self.tail()}"
         )
 
+    def terminate(self) -> None:
+        """Send SIGTERM once: a second signal makes a daemon exit at once, without committing or leaving its
+        consumer group (whose members would then linger until their session times out)."""
+        if self.proc is not None and self.proc.poll() is None and not self.terminating:
+            self.terminating = True
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 60) -> int | None:
         """SIGTERM: the daemon finishes its batch, makes it durable, commits and exits."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -120,6 +128,5 @@ def start_all(daemons: list[Daemon], timeout: float = 90) -> None:
 
 def stop_all(daemons: list[Daemon]) -> dict[str, int | None]:
     for d in daemons:
-        if d.alive() and d.proc is not None:
-            d.proc.send_signal(signal.SIGTERM)
+        d.terminate()
     return {d.name: d.stop() for d in daemons}

@@ -47,10 +47,16 @@ def publishers(run: Run, ledger_prefix: str | None = None, rate_per_s: float = 0
     return Publishers(specs)
 
 
-def claim_group(run: Run, group: str, topic: str) -> kt.Offsets:
-    """Move the (idle) group to the end of its topic; returns those offsets."""
-    if kt.group_members(run.conn, group):
-        raise RuntimeError(f"consumer group {group} has active members: stop the stack's daemons before a bench")
+def claim_group(run: Run, group: str, topic: str, linger_s: float = 60.0) -> kt.Offsets:
+    """Move the (idle) group to the end of its topic; returns those offsets.
+
+    Waits up to `linger_s` for members to leave: a daemon that had to be killed stays a member until its
+    session times out (45 s)."""
+    deadline = time.monotonic() + linger_s
+    while kt.group_members(run.conn, group):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"consumer group {group} has active members: stop the stack's daemons before a bench")
+        time.sleep(1.0)
     end = kt.end_offsets(run.conn, topic)
     kt.set_group_offsets(run.conn, group, topic, end)
     return end

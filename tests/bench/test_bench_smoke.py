@@ -102,6 +102,14 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
     assert {"COPY+upsert", "naive stage"} <= set(sink.measures[0].ratios)
     assert sink.measure("share of the COPY+upsert reference") is not None
 
+    # Every daemon was stopped with one SIGTERM and shut down cleanly (a second signal exits at once, and its
+    # consumer group membership would linger into the next stage).
+    logs = sorted((tmp_path / "raw").glob("*/logs/*.log"))
+    assert logs
+    for log in logs:
+        text = log.read_text()
+        assert "second signal" not in text and "stopped cleanly" in text, log.name
+
     data = json.loads((tmp_path / JSON_NAME).read_text())
     assert data["machine"]["logical_cores"] >= 1 and data["machine"]["memory_gb"] > 0
     assert [s["name"] for s in data["stages"]] == list(ALL_STAGES)
