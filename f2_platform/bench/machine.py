@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,16 @@ def git_commit() -> str | None:
     return commit
 
 
+def cpu_probe_s(iterations: int = 2_000_000) -> float:
+    """Seconds a fixed pure-Python loop takes on one core: the same work should take the same time, so this
+    shows when the host (a virtual machine's neighbours, its CPU frequency) made everything slower."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(iterations):
+        total += i
+    return time.perf_counter() - started
+
+
 def machine_info() -> dict[str, Any]:
     mem = psutil.virtual_memory()
     load = os.getloadavg()
@@ -62,5 +73,6 @@ def machine_info() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in load],
+        "cpu_probe_s_at_start": round(cpu_probe_s(), 4),
         "git_commit": git_commit(),
     }

@@ -26,7 +26,7 @@ from f2_platform.bench.config import (
     TARGETS,
     BenchConfig,
 )
-from f2_platform.bench.machine import machine_info
+from f2_platform.bench.machine import cpu_probe_s, machine_info
 from f2_platform.bench.model import BenchResult, Measure, StageResult
 from f2_platform.bench.stackenv import BenchStack, bench_stack, prepare
 from f2_platform.bench.warmup import warm_up_broker
@@ -91,12 +91,14 @@ def run_bench(config: BenchConfig, say: Say = print, stack: Stack | None = None)
                     warm = True
                 say(f"stage {name}: {config.warmup_s:g} s warm-up, {config.duration_s:g} s measured ...")
                 t = time.monotonic()
+                probe_before = cpu_probe_s()
                 try:
                     stage = functions[name](run)
                 except Exception as exc:
                     raw_dir.mkdir(parents=True, exist_ok=True)
                     (raw_dir / f"{name}-error.txt").write_text(traceback.format_exc())
                     stage = StageResult(name, "-", config.duration_s, error=f"{type(exc).__name__}: {exc}")
+                stage.notes.append(_probe_note(result, probe_before, cpu_probe_s()))
                 say(
                     f"stage {name}: done in {time.monotonic() - t:.0f} s"
                     + (f" (FAILED: {stage.error.splitlines()[0]})" if stage.error else "")
@@ -195,6 +197,14 @@ def _add_ratios(result: BenchResult, ref: dict[str, float]) -> None:
                     target.check(at_half.p99_s),
                 )
             )
+
+
+def _probe_note(result: BenchResult, before: float, after: float) -> str:
+    at_start = float(result.machine.get("cpu_probe_s_at_start") or before)
+    return (
+        f"CPU probe (a fixed Python loop on one core): {before:.3f} s before the stage, {after:.3f} s after it, "
+        f"{at_start:.3f} s at the run's start; the same work taking longer means a slower host at that time"
+    )
 
 
 def _add_noise_note(result: BenchResult) -> None:

@@ -37,8 +37,10 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
     result = run_bench(config, say=print, stack=stack)
 
     assert [s.name for s in result.stages] == list(ALL_STAGES)
+    assert result.machine["cpu_probe_s_at_start"] > 0
     for stage in result.stages:
         assert stage.error is None, f"{stage.name}: {stage.error}"
+        assert any(n.startswith("CPU probe (a fixed Python loop on one core)") for n in stage.notes), stage.name
         assert stage.measures, stage.name
         primary = stage.measures[0]
         assert primary.value is not None and primary.value > 0, (stage.name, primary)
