@@ -10,28 +10,23 @@ the backlog, how long the catch-up took, and every acknowledged message reconcil
 
 from __future__ import annotations
 
-import time
-
 from f2_platform.bench import kafkatools as kt
 from f2_platform.bench.common import Run
+from f2_platform.bench.config import PORTFOLIO_FRAMES_PER_S
 from f2_platform.bench.daemons import Daemon, start_all, stop_all
 from f2_platform.bench.model import Measure, StageResult
 from f2_platform.bench.monitor import Monitor
 from f2_platform.bench.mqttload import Publishers
 from f2_platform.bench.reconcile import ledger_readings, wait_reconciled
-from f2_platform.bench.stages import claim_group, publishers
+from f2_platform.bench.stages import claim_pipeline, drop_ledgers, publishers, skip_pipeline_to_end, start_publishers
 from streaming import topics
-
-# 10,000 controllers with 24 sensors each (the portfolio).
-PORTFOLIO_FRAMES_PER_S = 8_000.0
 
 
 def backpressure_stage(run: Run) -> StageResult:
     cfg = run.config
     conn = run.conn
     result = StageResult("backpressure", "frames", cfg.backpressure_stop_s)
-    claim_group(run, topics.GROUP_PROCESSOR, topics.RAW)
-    claim_group(run, topics.GROUP_SINK, topics.DECODED)
+    claim_pipeline(run)
     sustained = run.reference.get("e2e_frames_per_s")
     rate = sustained or PORTFOLIO_FRAMES_PER_S
     bridges = run.daemons("bridge", cfg.bridges)
@@ -47,10 +42,7 @@ def backpressure_stage(run: Run) -> StageResult:
         run.count_series(m, "processor.in", processors, "f2_messages_in_total", daemon="processor")
         pubs = publishers(run, "backpressure", rate_per_s=rate)
         m.counter("generator.acked", pubs.total_acked)
-        pubs.start()
-        time.sleep(0.5)
-        for k, pid in enumerate(pubs.pids()):
-            m.track(f"generator-{k}", "generator", pid)
+        start_publishers(m, pubs)
         m.start()
         pubs.begin()
         run.sleep(cfg.warmup_s, upstream + sinks)
@@ -76,8 +68,7 @@ def backpressure_stage(run: Run) -> StageResult:
         m.sample()
         rec.detail = f"{messages:,} messages acknowledged by the broker; " + rec.detail
         result.reconciliations["every acknowledged reading = decoded_data rows"] = rec
-        for path in pubs.ledger_paths() if rec.ok else []:
-            path.unlink(missing_ok=True)
+        drop_ledgers(pubs, rec.ok)
         result.window = (stopped_at, restarted_at)
         result.phases["catch-up"] = (restarted_at, caught_up_at)
         result.processes = run.usages(m, stopped_at, caught_up_at, offered * (restarted_at - stopped_at))
@@ -110,8 +101,7 @@ def backpressure_stage(run: Run) -> StageResult:
             if pubs is not None:
                 pubs.finish(10)
             m.stop()
-        kt.set_group_offsets(conn, topics.GROUP_PROCESSOR, topics.RAW, kt.end_offsets(conn, topics.RAW))
-        kt.set_group_offsets(conn, topics.GROUP_SINK, topics.DECODED, kt.end_offsets(conn, topics.DECODED))
+        skip_pipeline_to_end(run)
     return result
 
 

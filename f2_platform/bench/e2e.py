@@ -30,7 +30,7 @@ from f2_platform.bench.model import LatencySummary, Measure, StageResult
 from f2_platform.bench.monitor import Monitor
 from f2_platform.bench.mqttload import Publishers
 from f2_platform.bench.reconcile import ledger_readings, wait_reconciled
-from f2_platform.bench.stages import claim_group, publishers
+from f2_platform.bench.stages import claim_pipeline, drop_ledgers, publishers, skip_pipeline_to_end, start_publishers
 from streaming import topics
 
 LATENCY_SAMPLE_ROWS_PER_S = 300
@@ -65,8 +65,7 @@ def e2e_stage(run: Run) -> StageResult:
     cfg = run.config
     result = StageResult("e2e", "frames", cfg.duration_s)
     conn = run.conn
-    claim_group(run, topics.GROUP_PROCESSOR, topics.RAW)
-    claim_group(run, topics.GROUP_SINK, topics.DECODED)
+    claim_pipeline(run)
     dead0 = kt.end_offsets(conn, topics.DEADLETTER)
     rpf = run.readings_per_frame
     bridges = run.daemons("bridge", cfg.bridges)
@@ -108,17 +107,13 @@ def e2e_stage(run: Run) -> StageResult:
             if generated.current is not None:
                 generated.current.finish(10)
             m.stop()
-        kt.set_group_offsets(conn, topics.GROUP_PROCESSOR, topics.RAW, kt.end_offsets(conn, topics.RAW))
-        kt.set_group_offsets(conn, topics.GROUP_SINK, topics.DECODED, kt.end_offsets(conn, topics.DECODED))
+        skip_pipeline_to_end(run)
     return result
 
 
 def _start_publishers(run: Run, m: Monitor, generated: _Generated, tag: str, rate: float = 0.0) -> Publishers:
     pubs = publishers(run, f"e2e-{tag}", rate_per_s=rate)
-    pubs.start()
-    time.sleep(0.5)
-    for k, pid in enumerate(pubs.pids()):
-        m.track(f"generator-{tag}-{k}", "generator", pid)
+    start_publishers(m, pubs, f"generator-{tag}")
     generated.current = pubs
     return pubs
 
@@ -153,7 +148,7 @@ def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[Daemon],
     expected, messages = ledger_readings(pubs.ledger_paths())
     rec = wait_reconciled(expected, run.conn.timeseries_dsn, cfg.drain_timeout_s)
     generated.retire()
-    _drop_ledgers(pubs, rec.ok)
+    drop_ledgers(pubs, rec.ok)
     rec.detail = f"{messages:,} messages acknowledged by the broker; " + rec.detail
     result.reconciliations["sustained maximum: ledger readings = decoded_data rows"] = rec
     measure = Measure.against(
@@ -223,7 +218,7 @@ def _level_phase(
     expected, messages = ledger_readings(pubs.ledger_paths())
     rec = wait_reconciled(expected, run.conn.timeseries_dsn, cfg.drain_timeout_s)
     generated.retire()
-    _drop_ledgers(pubs, rec.ok)
+    drop_ledgers(pubs, rec.ok)
     rec.detail = f"{messages:,} messages acknowledged by the broker; " + rec.detail
     time.sleep(3 * poller.interval)
     values = poller.stop()
@@ -261,10 +256,3 @@ def _level_phase(
         hops=hops,
         values_s=[round(v, 4) for v in stored],
     )
-
-
-def _drop_ledgers(pubs: Publishers, reconciled: bool) -> None:
-    """Ledgers take ~100 bytes per reading: kept only when they show a loss worth investigating."""
-    if reconciled:
-        for path in pubs.ledger_paths():
-            path.unlink(missing_ok=True)

@@ -99,6 +99,13 @@ def set_group_offsets(conn: ConnectionSettings, group: str, topic: str, offsets:
             time.sleep(1.0)
 
 
+def skip_to_end(conn: ConnectionSettings, group: str, topic: str) -> Offsets:
+    """Move an idle group to the current end of its topic (nothing left unconsumed for what comes next)."""
+    end = end_offsets(conn, topic)
+    set_group_offsets(conn, group, topic, end)
+    return end
+
+
 def lag(conn: ConnectionSettings, group: str, topic: str) -> int:
     ends = end_offsets(conn, topic)
     done = committed_offsets(conn, group, topic, ends)

@@ -57,9 +57,37 @@ def claim_group(run: Run, group: str, topic: str, linger_s: float = 60.0) -> kt.
         if time.monotonic() > deadline:
             raise RuntimeError(f"consumer group {group} has active members: stop the stack's daemons before a bench")
         time.sleep(1.0)
-    end = kt.end_offsets(run.conn, topic)
-    kt.set_group_offsets(run.conn, group, topic, end)
-    return end
+    return kt.skip_to_end(run.conn, group, topic)
+
+
+# The groups of the whole path's consumers, with the topic each reads.
+PIPELINE_GROUPS = ((topics.GROUP_PROCESSOR, topics.RAW), (topics.GROUP_SINK, topics.DECODED))
+
+
+def claim_pipeline(run: Run) -> None:
+    for group, topic in PIPELINE_GROUPS:
+        claim_group(run, group, topic)
+
+
+def skip_pipeline_to_end(run: Run) -> None:
+    """Leave nothing unconsumed behind for later stages."""
+    for group, topic in PIPELINE_GROUPS:
+        kt.skip_to_end(run.conn, group, topic)
+
+
+def start_publishers(m: Monitor, pubs: Publishers, prefix: str = "generator") -> None:
+    """Start the publisher processes and sample each as `<prefix>-<k>`; they publish once begun."""
+    pubs.start()
+    time.sleep(0.5)
+    for k, pid in enumerate(pubs.pids()):
+        m.track(f"{prefix}-{k}", "generator", pid)
+
+
+def drop_ledgers(pubs: Publishers, reconciled: bool) -> None:
+    """Ledgers take ~100 bytes per reading: kept only when they show a loss worth investigating."""
+    if reconciled:
+        for path in pubs.ledger_paths():
+            path.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------ bridge
@@ -76,10 +104,7 @@ def bridge_stage(run: Run) -> StageResult:
         start_all(bridges)
         run.track_daemons(m, bridges)
         run.count_series(m, "bridge.out", bridges, "f2_messages_out_total", daemon="bridge")
-        pubs.start()
-        time.sleep(0.5)
-        for k, pid in enumerate(pubs.pids()):
-            m.track(f"generator-{k}", "generator", pid)
+        start_publishers(m, pubs)
         m.counter("generator.acked", pubs.total_acked)
         m.start()
         # The credit follows the sampled count, refreshed once per sample: `backlog` per sample interval is
@@ -272,7 +297,7 @@ def processor_stage(run: Run) -> StageResult:
         stop_all(procs)
         m.stop()
         # Leave nothing unconsumed behind for later stages or another processor.
-        kt.set_group_offsets(conn, topics.GROUP_PROCESSOR, topics.RAW, kt.end_offsets(conn, topics.RAW))
+        kt.skip_to_end(conn, topics.GROUP_PROCESSOR, topics.RAW)
     return result
 
 
@@ -401,5 +426,5 @@ def sink_stage(run: Run) -> StageResult:
     finally:
         stop_all(sinks)
         m.stop()
-        kt.set_group_offsets(conn, topics.GROUP_SINK, topics.DECODED, kt.end_offsets(conn, topics.DECODED))
+        kt.skip_to_end(conn, topics.GROUP_SINK, topics.DECODED)
     return result

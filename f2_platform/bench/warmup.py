@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import time
 
-from f2_platform.bench import kafkatools as kt
 from f2_platform.bench.common import Run
+from f2_platform.bench.config import PORTFOLIO_FRAMES_PER_S
 from f2_platform.bench.daemons import start_all, stop_all
 from f2_platform.bench.monitor import jit_compiler_cpu_s
-from f2_platform.bench.stages import claim_group, publishers
-from streaming import topics
+from f2_platform.bench.stages import claim_pipeline, publishers, skip_pipeline_to_end
 
-WARMUP_FRAMES_PER_S = 8_000.0  # the portfolio: 10,000 controllers with 24 sensors each
 MIN_S = 30.0
 QUIET_S = 15.0
 QUIET_CORES = 0.05
@@ -31,12 +29,11 @@ def warm_up_broker(run: Run) -> str:
     pid = run.bs.service_pids().get("kafka")
     if pid is None or jit_compiler_cpu_s(pid) is None:
         return "broker warm-up skipped: the Kafka broker's JIT compiler threads cannot be read on this machine"
-    claim_group(run, topics.GROUP_PROCESSOR, topics.RAW)
-    claim_group(run, topics.GROUP_SINK, topics.DECODED)
+    claim_pipeline(run)
     daemons = (
         run.daemons("bridge", cfg.bridges) + run.daemons("processor", cfg.processors) + run.daemons("sink", cfg.sinks)
     )
-    pubs = publishers(run, rate_per_s=WARMUP_FRAMES_PER_S)
+    pubs = publishers(run, rate_per_s=PORTFOLIO_FRAMES_PER_S)
     started = time.monotonic()
     quiet_for = 0.0
     last = jit_compiler_cpu_s(pid) or 0.0
@@ -60,11 +57,10 @@ def warm_up_broker(run: Run) -> str:
             pubs.finish(30)
         finally:
             stop_all(daemons)
-    kt.set_group_offsets(run.conn, topics.GROUP_PROCESSOR, topics.RAW, kt.end_offsets(run.conn, topics.RAW))
-    kt.set_group_offsets(run.conn, topics.GROUP_SINK, topics.DECODED, kt.end_offsets(run.conn, topics.DECODED))
+    skip_pipeline_to_end(run)
     state = "quiet" if quiet_for >= QUIET_S else "still compiling"
     return (
-        f"broker warm-up: the pipeline ran {time.monotonic() - started:.0f} s at {WARMUP_FRAMES_PER_S:,.0f} "
+        f"broker warm-up: the pipeline ran {time.monotonic() - started:.0f} s at {PORTFOLIO_FRAMES_PER_S:,.0f} "
         f"frames/s before the first measured stage; Kafka's JIT compiler used {last - first:.0f} CPU s, "
         f"{cores:.2f} cores at the end ({state})"
     )
