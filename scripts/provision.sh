@@ -105,6 +105,11 @@ export UV_PYTHON_DOWNLOADS=never
 "$TOOLS/bin/uv" sync --frozen --quiet || fail "uv sync failed (PyPI unreachable, or uv.lock out of date: run uv lock)"
 ok "virtual environment .venv matches uv.lock"
 
+# --- 4b. The processor's native frame decoder (C, compiled against the venv's interpreter) ------------
+CURRENT="native frame decoder"
+step "$CURRENT"
+"$ROOT/.venv/bin/python" "$ROOT/scripts/build_native.py" || fail "scripts/build_native.py failed (see above)"
+
 # --- 5. Validation tools outside the project venv (docker-compose from PyPI, promtool, hadolint) -------
 CURRENT="validation tools"
 step "$CURRENT"

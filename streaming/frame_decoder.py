@@ -122,6 +122,7 @@ class FrameLayout:
         "data_end",
         "device_id",
         "has_crc",
+        "native",
     )
 
     def __init__(self, device: WiredDevice) -> None:
@@ -149,6 +150,8 @@ class FrameLayout:
         )
         self._scaled = any(mul != 1 for _, _, mul, _ in self._items)
         self._unpack_all = None if self.config_error else _combined_unpack(frame_points)
+        # Slot for streaming.frame_records: the native layout, built there on first use (None: not yet).
+        self.native: object | None = None
 
     @staticmethod
     def for_device(device: WiredDevice) -> FrameLayout:
@@ -194,6 +197,15 @@ class FrameLayout:
             _new(Reading, (timestamp_us, device_id, dp_id, raw / div))
             for raw, (_, dp_id, _, div) in zip(raws, items, strict=True)
         ]
+
+    def frame_points(self) -> list[tuple[Datapoint, str, int, int]]:
+        """(datapoint, struct code, multiplier, divisor) of each frame datapoint, in template order."""
+        return [(dp, _CODES[dp.encoding], mul, div) for dp, _, mul, div in self._items]
+
+    @property
+    def scaled(self) -> bool:
+        """Whether any datapoint multiplies (negative decimals): value = raw * multiplier / divisor."""
+        return self._scaled
 
     def status(self, fields: Mapping[str, object], timestamp_us: int) -> list[Reading]:
         readings = []

@@ -11,7 +11,13 @@ from streaming.kafka_records import Headers
 from streaming.topology import Reading
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_VALUE = b'{"timestamp": "%s", "device_id": %d, "datapoint_id": %d, "value": %r}'
+# The decoded record's JSON in three parts, shared with the native path (streaming/frame_records.py):
+# before the timestamp, between the timestamp and the value (per datapoint), after the value.
+VALUE_HEAD = b'{"timestamp": "'
+VALUE_MIDDLE = b'", "device_id": %d, "datapoint_id": %d, "value": '
+VALUE_TAIL = b"}"
+KEY = b"%d:%d"
+_VALUE = VALUE_HEAD + b"%s" + VALUE_MIDDLE + b"%r" + VALUE_TAIL
 
 
 def rfc3339_from_us(timestamp_us: int) -> str:
@@ -42,7 +48,7 @@ def encode_readings(readings: list[Reading]) -> list[tuple[bytes, bytes]]:
         if not math.isfinite(value):
             raise ValueError(f"datapoint {datapoint_id} decoded to {value!r}")
         # bytes %-formatting: %r of a float is its repr, as json.dumps writes it.
-        out.append((b"%d:%d" % (device_id, datapoint_id), _VALUE % (stamp, device_id, datapoint_id, value)))
+        out.append((KEY % (device_id, datapoint_id), _VALUE % (stamp, device_id, datapoint_id, value)))
     return out
 
 

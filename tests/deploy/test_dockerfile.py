@@ -59,6 +59,7 @@ def test_multi_stage_locked_install_non_root_runtime() -> None:
     assert len(all_stages) >= 3, "expected a uv stage, a build stage and a runtime stage"
     build = "\n".join(line for stage in all_stages[:-1] for line in stage)
     assert "uv sync --frozen --no-dev" in build, "the build stage installs exactly what uv.lock pins"
+    assert "scripts/build_native.py" in build, "the build stage compiles the processor's native frame decoder"
     runtime = all_stages[-1]
     runtime_text = "\n".join(runtime)
     users = [line.split(None, 1)[1] for line in runtime if line.upper().startswith("USER ")]
@@ -87,6 +88,7 @@ def test_dockerignore_lets_through_only_what_the_image_runs() -> None:
         "certs",
         "sql",
         "deploy/docker",
+        "scripts/build_native.py",
     ):
         assert needed in allowed, f"{needed} must be in the build context"
     for path in (
