@@ -1,11 +1,12 @@
-"""Compile the processor's native hot path (streaming/_frame_records.c) next to its source.
+"""Compile the daemons' native hot paths next to their sources: the processor's frame decoder
+(streaming/_frame_records.c) and the sink's COPY formatter (streaming/_copy_rows.c).
 
-Run by scripts/provision.sh (so `make demo` and `make test` build it) and by deploy/Dockerfile. Rebuilds only
-when the source, this script or the interpreter changed; writes to a temporary file and renames it, so a
-daemon importing the module meanwhile never sees half a library. Without the library the processor still
+Run by scripts/provision.sh (so `make demo` and `make test` build them) and by deploy/Dockerfile. Rebuilds a
+library only when its source, this script or the interpreter changed; writes to a temporary file and renames
+it, so a daemon importing the module meanwhile never sees half a library. Without a library its daemon still
 works, on the pure-Python path, and says so in its log and health.
 
-    python scripts/build_native.py [--check]   # --check: exit 1 when the library is missing or stale
+    python scripts/build_native.py [--check]   # --check: exit 1 when a library is missing or stale
 """
 
 from __future__ import annotations
@@ -20,21 +21,30 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "streaming" / "_frame_records.c"
-TARGET = ROOT / "streaming" / f"_frame_records{sysconfig.get_config_var('EXT_SUFFIX')}"
-STAMP = TARGET.with_name(TARGET.name + ".sha256")
+MODULES = ("_frame_records", "_copy_rows")
 FLAGS = ["-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing", "-std=c11"]
 
 
-def fingerprint() -> str:
-    digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), Path(__file__).read_bytes(), sys.version.encode(), " ".join(FLAGS).encode()):
-        digest.update(part)
-    return digest.hexdigest()
+class Extension:
+    def __init__(self, module: str) -> None:
+        self.source = ROOT / "streaming" / f"{module}.c"
+        self.target = ROOT / "streaming" / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
+        self.stamp = self.target.with_name(self.target.name + ".sha256")
+        self.name = str(self.target.relative_to(ROOT))
 
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for part in (
+            self.source.read_bytes(),
+            Path(__file__).read_bytes(),
+            sys.version.encode(),
+            " ".join(FLAGS).encode(),
+        ):
+            digest.update(part)
+        return digest.hexdigest()
 
-def up_to_date(expected: str) -> bool:
-    return TARGET.is_file() and STAMP.is_file() and STAMP.read_text().strip() == expected
+    def up_to_date(self, expected: str) -> bool:
+        return self.target.is_file() and self.stamp.is_file() and self.stamp.read_text().strip() == expected
 
 
 def compiler() -> str:
@@ -44,31 +54,33 @@ def compiler() -> str:
     raise SystemExit("build_native: no C compiler (cc or gcc) found; install build-essential")
 
 
-def build(expected: str) -> None:
+def build(extension: Extension, expected: str) -> None:
     include = sysconfig.get_paths()["include"]
     if not (Path(include) / "Python.h").is_file():
         raise SystemExit(f"build_native: Python.h not found in {include}; install the interpreter's headers")
-    with tempfile.TemporaryDirectory(dir=TARGET.parent) as tmp:
-        out = Path(tmp) / TARGET.name
-        command = [compiler(), *FLAGS, f"-I{include}", str(SOURCE), "-o", str(out)]
+    with tempfile.TemporaryDirectory(dir=extension.target.parent) as tmp:
+        out = Path(tmp) / extension.target.name
+        command = [compiler(), *FLAGS, f"-I{include}", str(extension.source), "-o", str(out)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise SystemExit(f"build_native: {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-        os.replace(out, TARGET)
-    STAMP.write_text(expected + "\n")
+        os.replace(out, extension.target)
+    extension.stamp.write_text(expected + "\n")
 
 
 def main(argv: list[str]) -> int:
-    expected = fingerprint()
-    if up_to_date(expected):
-        print(f"    {TARGET.relative_to(ROOT)} is up to date")
-        return 0
-    if "--check" in argv:
-        print(f"build_native: {TARGET.relative_to(ROOT)} is missing or stale; run scripts/build_native.py")
-        return 1
-    build(expected)
-    print(f"    built {TARGET.relative_to(ROOT)}")
-    return 0
+    stale = 0
+    for extension in map(Extension, MODULES):
+        expected = extension.fingerprint()
+        if extension.up_to_date(expected):
+            print(f"    {extension.name} is up to date")
+        elif "--check" in argv:
+            print(f"build_native: {extension.name} is missing or stale; run scripts/build_native.py")
+            stale += 1
+        else:
+            build(extension, expected)
+            print(f"    built {extension.name}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class ProcessorSettings(BaseSettings):
 
     # Stable per instance so that a restarted processor fences its predecessor's open transaction at once.
     instance_id: str = f"{_HOST}-0"
-    batch_size: int = 2000
+    batch_size: int = 5000
     batch_timeout_ms: int = 100
     transaction_timeout_ms: int = 30000
     max_payload_bytes: int = 65536

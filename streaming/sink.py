@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -40,7 +41,7 @@ from streaming.metrics import (
 from streaming.records import dead_letter_headers
 from streaming.runloop import STOP
 from streaming.settings import SinkSettings
-from streaming.sink_batch import STAGING_DDL, RecordError, Row, copy_text, parse_record
+from streaming.sink_batch import NATIVE, STAGING_DDL, RecordError, Row, copy_text, native_copy_text, parse_record
 from streaming.sink_store import write_batch
 
 log = logging.getLogger("f2.sink")
@@ -54,10 +55,44 @@ class Batch:
     """One batch on its way through the pipeline: parsed on the main thread, stored on the writer's."""
 
     messages: list[Message]
-    rows: list[tuple[Message, Row]]
-    dead: list[tuple[Message, str]]
+    dead: list[tuple[Message, str]] = field(default_factory=list)
+    # The rows of the well-formed records; None while the batch was only formatted natively (every record is
+    # then well-formed, and the rows are parsed only to bisect a batch the database refuses).
+    rows: list[tuple[Message, Row]] | None = None
     copy_data: bytes = b""  # the rows as COPY text, formatted before the writer takes the batch
     started: float = field(default_factory=time.perf_counter)
+
+    @staticmethod
+    def of(messages: list[Message]) -> Batch:
+        batch = Batch(messages)
+        copy_data = native_copy_text([m.value() for m in messages])
+        if copy_data is None:
+            batch.parse()
+        else:
+            batch.copy_data = copy_data
+        return batch
+
+    def parse(self) -> list[tuple[Message, Row]]:
+        """Parse every record in Python: the rows, the dead letters and the COPY text."""
+        checked: set[str] = set()
+        rows: list[tuple[Message, Row]] = []
+        self.dead = []
+        for m in self.messages:
+            try:
+                rows.append((m, parse_record(m.value(), checked)))
+            except RecordError as exc:
+                self.dead.append((m, str(exc)))
+        self.rows = rows
+        self.copy_data = copy_text(row for _, row in rows)
+        return rows
+
+    def sample_timestamps(self, count: int) -> list[str]:
+        """The timestamps of about `count` of the batch's readings, spread over it."""
+        if self.rows is not None:
+            step = max(1, len(self.rows) // count)
+            return [row[0] for _, row in self.rows[::step]]
+        step = max(1, len(self.messages) // count)
+        return [str(orjson.loads(m.value() or b"{}").get("timestamp", "")) for m in self.messages[::step]]
 
 
 class Sink:
@@ -83,6 +118,11 @@ class Sink:
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
+        if not NATIVE:
+            log.warning(
+                "the native COPY formatter is not built: parsing records in pure Python, at a fraction of the"
+                " throughput; run scripts/build_native.py (make provision does)"
+            )
         kafka = self.conn.kafka_config()
         self.dead_producer = Producer({**kafka, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
         stack.callback(lambda: self.dead_producer.flush(10) if self.dead_producer else None)
@@ -138,6 +178,7 @@ class Sink:
             "pending": len(self.pending),
             "batches_in_flight": self._in_flight,
             "assigned_partitions": sorted(self._assigned),
+            "native_copy": NATIVE,
         }
 
     def _close(self) -> None:
@@ -172,16 +213,8 @@ class Sink:
 
     def _submit(self) -> None:
         """Parse the pending records and hand them to the writer (waits while the pipeline is full)."""
-        batch = Batch(self.pending, [], [])
+        batch = Batch.of(self.pending)
         self.pending = []
-        checked: set[str] = set()
-        rows, dead = batch.rows, batch.dead
-        for m in batch.messages:
-            try:
-                rows.append((m, parse_record(m.value(), checked)))
-            except RecordError as exc:
-                dead.append((m, str(exc)))
-        batch.copy_data = copy_text(row for _, row in rows)
         self._in.inc(len(batch.messages))
         self._in_flight += 1
         while True:
@@ -205,7 +238,7 @@ class Sink:
             self._out.inc(len(batch.messages) - len(batch.dead))
             BATCH_SIZE.labels(DAEMON).observe(len(batch.messages))
             BATCH_SECONDS.labels(DAEMON).observe(time.perf_counter() - batch.started)
-            self._observe_latency(batch.rows)
+            self._observe_latency(batch)
             try:
                 batch = self._done.get_nowait()
             except queue.Empty:
@@ -226,15 +259,12 @@ class Sink:
             log.warning("offset commit failed (%s); the new owner re-reads and re-upserts those records", exc)
         record_lag(self.consumer, DAEMON, offsets)
 
-    def _observe_latency(self, rows: list[tuple[Message, Row]]) -> None:
-        if not rows:
-            return
+    def _observe_latency(self, batch: Batch) -> None:
         now = datetime.now(UTC)
         hist = LATENCY.labels(DAEMON)
-        step = max(1, len(rows) // 50)  # a sample keeps this off the hot path
-        for _, row in rows[::step]:
+        for stamp in batch.sample_timestamps(50):  # a sample keeps this off the hot path
             try:
-                ts = datetime.fromisoformat(row[0])
+                ts = datetime.fromisoformat(stamp)
             except ValueError:
                 continue
             hist.observe(max(0.0, (now - ts).total_seconds()))
@@ -261,7 +291,8 @@ class Sink:
         delay = self.settings.retry_initial_s
         while True:
             try:
-                batch.dead.extend(self._store(batch.rows, batch.copy_data))
+                dead = self._store_batch(batch)  # may parse the batch, which sets batch.dead
+                batch.dead.extend(dead)
                 break
             except psycopg.OperationalError as exc:
                 self._db_failed(exc)
@@ -291,15 +322,29 @@ class Sink:
             self.db.commit()
         return self.db
 
+    def _store_batch(self, batch: Batch) -> list[tuple[Message, str]]:
+        if batch.rows is not None:
+            return self._store(batch.rows, batch.copy_data)
+        if not batch.copy_data:
+            return []
+        try:
+            self._write_copy(batch.copy_data)
+            return []
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError):
+            # Formatted natively, so every record parses: find the rows the database rejects.
+            return self._store(batch.parse())
+
+    def _write_copy(self, copy_data: bytes) -> None:
+        write_batch(self._connection(), copy_data)
+        self._db_ok = True
+        CONNECTED.labels(DAEMON, "database").set(1)
+
     def _store(self, rows: list[tuple[Message, Row]], copy_data: bytes | None = None) -> list[tuple[Message, str]]:
         """Write rows in one transaction; on a content error, bisect to find the rows the database rejects."""
         if not rows:
             return []
-        db = self._connection()
         try:
-            write_batch(db, copy_text(row for _, row in rows) if copy_data is None else copy_data)
-            self._db_ok = True
-            CONNECTED.labels(DAEMON, "database").set(1)
+            self._write_copy(copy_text(row for _, row in rows) if copy_data is None else copy_data)
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             if len(rows) == 1:

@@ -1,0 +1,307 @@
+/*
+ * streaming._copy_rows: a batch of decoded records straight to the sink's COPY text, in C.
+ *
+ * The sink's hot path for the common case only: every record has exactly the form the processor writes
+ * (streaming/records.py), a valid UTC timestamp in years 1970..9999, positive 32-bit ids, a finite
+ * value, and no key twice. copy_text() then returns the bytes that sink_batch.copy_text(parse_record(...))
+ * returns for the same records; for any other batch it returns None and the pure path parses it, which
+ * dead-letters and explains every record it cannot store.
+ *
+ * The record's fixed parts come from Python (the same constants the processor writes with).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define STAMP_LEN 27        /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
+#define MAX_INT_DIGITS 15   /* integer-form values up to 15 digits are exact doubles */
+#define MAX_NUMBER_LEN 64
+#define ROW_MAX (STAMP_LEN + 1 + 10 + 1 + 10 + 1 + 32 + 1)
+
+typedef struct {
+    const char *stamp;
+    int64_t device;
+    int64_t datapoint;
+} Key;
+
+static int
+digits(const char *p, int width, int *out)
+{
+    int value = 0;
+    for (int i = 0; i < width; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return 0;
+        }
+        value = value * 10 + (p[i] - '0');
+    }
+    *out = value;
+    return 1;
+}
+
+/* The timestamp forms datetime.fromisoformat reads as a UTC instant in years 1970..9999 (a subset of them). */
+static int
+valid_stamp(const char *s)
+{
+    int year, month, day, hour, minute, second, micros;
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[26] != 'Z') {
+        return 0;
+    }
+    if (!digits(s, 4, &year) || !digits(s + 5, 2, &month) || !digits(s + 8, 2, &day) || !digits(s + 11, 2, &hour)
+        || !digits(s + 14, 2, &minute) || !digits(s + 17, 2, &second) || !digits(s + 20, 6, &micros)) {
+        return 0;
+    }
+    if (year < 1970 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59 || day < 1) {
+        return 0;
+    }
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return day <= month_days[month - 1] + (month == 2 && leap);
+}
+
+/* A positive 32-bit JSON integer (no sign, no leading zero) at *p; advances *p past it. */
+static int
+read_id(const char **p, const char *end, int64_t *out)
+{
+    const char *s = *p;
+    int64_t value = 0;
+    if (s >= end || *s < '1' || *s > '9') {
+        return 0;
+    }
+    while (s < end && *s >= '0' && *s <= '9') {
+        value = value * 10 + (*s - '0');
+        if (value >= ((int64_t)1 << 31)) {
+            return 0;
+        }
+        s++;
+    }
+    *p = s;
+    *out = value;
+    return 1;
+}
+
+/* A JSON number at *p, as the double Python's float() of orjson's value gives; advances *p past it. */
+static int
+read_value(const char **p, const char *end, double *out)
+{
+    const char *s = *p, *start = *p;
+    int fraction = 0, exponent = 0, int_digits = 0;
+    if (s < end && *s == '-') {
+        s++;
+    }
+    if (s < end && *s == '0') {
+        s++;
+        int_digits = 1;
+    }
+    else {
+        while (s < end && *s >= '0' && *s <= '9') {
+            s++;
+            int_digits++;
+        }
+    }
+    if (int_digits == 0) {
+        return 0;
+    }
+    if (s < end && *s == '.') {
+        s++;
+        fraction = 1;
+        const char *first = s;
+        while (s < end && *s >= '0' && *s <= '9') {
+            s++;
+        }
+        if (s == first) {
+            return 0;
+        }
+    }
+    if (s < end && (*s == 'e' || *s == 'E')) {
+        s++;
+        exponent = 1;
+        if (s < end && (*s == '+' || *s == '-')) {
+            s++;
+        }
+        const char *first = s;
+        while (s < end && *s >= '0' && *s <= '9') {
+            s++;
+        }
+        if (s == first) {
+            return 0;
+        }
+    }
+    Py_ssize_t len = s - start;
+    if (len >= MAX_NUMBER_LEN) {
+        return 0;
+    }
+    char text[MAX_NUMBER_LEN];
+    memcpy(text, start, len);
+    text[len] = '\0';
+    if (!fraction && !exponent) {
+        /* A JSON integer is a Python int: -0 is 0, and float() of it is exact up to 15 digits. */
+        if (int_digits > MAX_INT_DIGITS) {
+            return 0;
+        }
+        long long integer = strtoll(text, NULL, 10);
+        *out = (double)integer;
+    }
+    else {
+        double value = PyOS_string_to_double(text, NULL, NULL);
+        if (value == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        *out = value;
+    }
+    *p = s;
+    return isfinite(*out);
+}
+
+static int
+expect(const char **p, const char *end, const char *text, Py_ssize_t len)
+{
+    if (end - *p < len || memcmp(*p, text, len) != 0) {
+        return 0;
+    }
+    *p += len;
+    return 1;
+}
+
+static uint64_t
+key_hash(const Key *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < STAMP_LEN; i++) {
+        h = (h ^ (unsigned char)key->stamp[i]) * 1099511628211ULL;
+    }
+    h = (h ^ (uint64_t)key->device) * 1099511628211ULL;
+    h = (h ^ (uint64_t)key->datapoint) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+/* Inserts key index i into the open-addressing table; 0 when an equal key is there already. */
+static int
+insert_key(Py_ssize_t *table, size_t mask, const Key *keys, Py_ssize_t i)
+{
+    size_t slot = (size_t)key_hash(&keys[i]) & mask;
+    while (table[slot] >= 0) {
+        const Key *other = &keys[table[slot]];
+        if (other->device == keys[i].device && other->datapoint == keys[i].datapoint
+            && memcmp(other->stamp, keys[i].stamp, STAMP_LEN) == 0) {
+            return 0;
+        }
+        slot = (slot + 1) & mask;
+    }
+    table[slot] = i;
+    return 1;
+}
+
+/* copy_text(values, head, middle_device, middle_datapoint, middle_value, tail) -> bytes | None */
+static PyObject *
+copy_text(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *values;
+    const char *head, *mid_dev, *mid_dp, *mid_val, *tail;
+    Py_ssize_t head_len, mid_dev_len, mid_dp_len, mid_val_len, tail_len;
+    if (!PyArg_ParseTuple(args, "Oy#y#y#y#y#", &values, &head, &head_len, &mid_dev, &mid_dev_len, &mid_dp,
+                          &mid_dp_len, &mid_val, &mid_val_len, &tail, &tail_len)) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(values, "values must be a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * ROW_MAX);
+    Key *keys = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Key));
+    size_t capacity = 16;
+    while (capacity < 2 * (size_t)n) {
+        capacity <<= 1;
+    }
+    Py_ssize_t *table = PyMem_Malloc(capacity * sizeof(Py_ssize_t));
+    if (out == NULL || keys == NULL || table == NULL) {
+        Py_DECREF(seq);
+        Py_XDECREF(out);
+        PyMem_Free(keys);
+        PyMem_Free(table);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    memset(table, 0xFF, capacity * sizeof(Py_ssize_t)); /* every slot -1 */
+    char *w = PyBytes_AS_STRING(out);
+    int matched = 1;
+    for (Py_ssize_t i = 0; i < n && matched; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        matched = 0;
+        if (!PyBytes_Check(item)) {
+            break;
+        }
+        const char *p = PyBytes_AS_STRING(item), *end = p + PyBytes_GET_SIZE(item);
+        const char *stamp;
+        double value;
+        Key *key = &keys[i];
+        if (!expect(&p, end, head, head_len) || end - p < STAMP_LEN || !valid_stamp(p)) {
+            break;
+        }
+        stamp = p;
+        p += STAMP_LEN;
+        if (!expect(&p, end, mid_dev, mid_dev_len) || !read_id(&p, end, &key->device)
+            || !expect(&p, end, mid_dp, mid_dp_len) || !read_id(&p, end, &key->datapoint)
+            || !expect(&p, end, mid_val, mid_val_len) || !read_value(&p, end, &value)
+            || !expect(&p, end, tail, tail_len) || p != end) {
+            break;
+        }
+        key->stamp = stamp;
+        if (!insert_key(table, capacity - 1, keys, i)) {
+            break; /* a key twice: the pure path keeps the last record */
+        }
+        char *number = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (number == NULL) {
+            PyErr_Clear();
+            break;
+        }
+        size_t number_len = strlen(number);
+        if (number_len > 32) {
+            PyMem_Free(number);
+            break;
+        }
+        memcpy(w, stamp, STAMP_LEN);
+        w += STAMP_LEN;
+        w += sprintf(w, "\t%lld\t%lld\t", (long long)key->device, (long long)key->datapoint);
+        memcpy(w, number, number_len);
+        w += number_len;
+        *w++ = '\n';
+        PyMem_Free(number);
+        matched = 1;
+    }
+    Py_DECREF(seq);
+    PyMem_Free(keys);
+    PyMem_Free(table);
+    if (!matched) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    if (_PyBytes_Resize(&out, w - PyBytes_AS_STRING(out)) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"copy_text", copy_text, METH_VARARGS,
+     "copy_text(values, head, middle_device, middle_datapoint, middle_value, tail): COPY text or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "streaming._copy_rows",
+    .m_doc = "A batch of decoded records straight to the sink's COPY text (its hot path).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__copy_rows(void)
+{
+    return PyModule_Create(&module_def);
+}

@@ -1,0 +1,163 @@
+"""The sink's native COPY formatter (streaming/_copy_rows.c via sink_batch.native_copy_text).
+
+For a batch it takes, it must return the bytes the pure path returns; it must take nothing the pure path
+would refuse, and leave every other batch (None) to the pure path, which explains each bad record.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from streaming import sink_batch
+from streaming.records import encode_readings
+from streaming.sink_batch import RecordError, copy_text, native_copy_text, parse_record
+from streaming.topology import Reading
+
+TS = 1_772_359_200_000_042  # 2026-03-01T10:00:00.000042Z
+HEAD = b'{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 7, "datapoint_id": '
+
+
+def pure(values: list[bytes | None]) -> bytes | None:
+    """The pure path's COPY text, or None when it refuses some record."""
+    try:
+        return copy_text(parse_record(value) for value in values)
+    except RecordError:
+        return None
+
+
+def test_native_extension_is_built() -> None:
+    assert sink_batch.NATIVE, "streaming/_copy_rows is not built: provisioning runs scripts/build_native.py"
+
+
+def test_hand_computed_copy_text() -> None:
+    values = [HEAD + b'101, "value": -23.52}', HEAD + b'102, "value": 5}', HEAD + b'103, "value": -0}']
+    values.append(
+        b'{"timestamp": "1970-01-01T00:00:00.000000Z", "device_id": 2147483647, "datapoint_id": 1, "value": 1e16}'
+    )
+    expected = (
+        b"2026-03-01T10:00:00.000042Z\t7\t101\t-23.52\n"
+        b"2026-03-01T10:00:00.000042Z\t7\t102\t5.0\n"
+        b"2026-03-01T10:00:00.000042Z\t7\t103\t0.0\n"
+        b"1970-01-01T00:00:00.000000Z\t2147483647\t1\t1e+16\n"
+    )
+    assert native_copy_text(values) == expected
+    assert pure(values) == expected
+    assert native_copy_text([]) == b""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        HEAD + b'101, "value": 1.5 }',  # other whitespace
+        HEAD + b'101,"value": 1.5}',
+        b'{"device_id": 7, "timestamp": "2026-03-01T10:00:00.000042Z", "datapoint_id": 101, "value": 1.5}',
+        HEAD + b'101, "value": 1.5, "unit": "C"}',
+        HEAD + b'101, "value": 1.5}\n',
+        HEAD + b'101, "value": 12345678901234567}',  # an integer beyond 15 digits
+        b'{"timestamp": "2026-03-01T10:00:00.000042+00:00", "device_id": 7, "datapoint_id": 101, "value": 1.5}',
+        b'{"timestamp": "2026-03-01 10:00:00.000042Z", "device_id": 7, "datapoint_id": 101, "value": 1.5}',
+        b'{"timestamp": "2026-03-01T10:00:00.00004\\u0032Z", "device_id": 7, "datapoint_id": 101, "value": 1.5}',
+    ],
+)
+def test_well_formed_records_in_another_form_take_the_pure_path(value: bytes) -> None:
+    assert native_copy_text([HEAD + b'100, "value": 1.0}', value]) is None
+    assert pure([value]) is not None  # still a good record: the pure path stores it
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "empty record"),
+        (b"", "not JSON"),
+        (b'{"timestamp": "2026-03-01T10:00:00.000042", "device_id": 7, "datapoint_id": 1, "value": 1}', "time zone"),
+        (b'{"timestamp": "1969-12-31T23:59:59.999999Z", "device_id": 7, "datapoint_id": 1, "value": 1}', "outside"),
+        (b'{"timestamp": "2026-02-29T10:00:00.000000Z", "device_id": 7, "datapoint_id": 1, "value": 1}', "RFC 3339"),
+        (b'{"timestamp": "2026-04-31T10:00:00.000000Z", "device_id": 7, "datapoint_id": 1, "value": 1}', "RFC 3339"),
+        (b'{"timestamp": "2026-03-01T24:00:00.000000Z", "device_id": 7, "datapoint_id": 1, "value": 1}', "RFC 3339"),
+        (b'{"timestamp": "2026-03-01T10:60:00.000000Z", "device_id": 7, "datapoint_id": 1, "value": 1}', "RFC 3339"),
+        (b'{"timestamp": "2026-13-01T10:00:00.000000Z", "device_id": 7, "datapoint_id": 1, "value": 1}', "RFC 3339"),
+        (b'{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 0, "datapoint_id": 1, "value": 1}', "device_id"),
+        (
+            b'{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 2147483648, "datapoint_id": 1, "value": 1}',
+            "device_id",
+        ),
+        (b'{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 007, "datapoint_id": 1, "value": 1}', "not JSON"),
+        (b'{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 7.0, "datapoint_id": 1, "value": 1}', "device_id"),
+        (
+            b'{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 7, "datapoint_id": -1, "value": 1}',
+            "datapoint_id",
+        ),
+        (HEAD + b'101, "value": true}', "finite number"),
+        (HEAD + b'101, "value": NaN}', "not JSON"),
+        (HEAD + b'101, "value": 1e999}', "not JSON"),
+        (HEAD + b'101, "value": "1.5"}', "finite number"),
+        (HEAD + b'101, "value": 1.}', "not JSON"),
+        (HEAD + b'101, "value": .5}', "not JSON"),
+        (HEAD + b'101, "value": -}', "not JSON"),
+    ],
+)
+def test_bad_records_are_left_to_the_pure_path(value: bytes | None, problem: str) -> None:
+    assert native_copy_text([HEAD + b'100, "value": 1.0}', value]) is None
+    with pytest.raises(RecordError, match=problem):
+        parse_record(value)
+
+
+def test_a_key_twice_is_left_to_the_pure_path_which_keeps_the_last() -> None:
+    values = [HEAD + b'101, "value": 1.0}', HEAD + b'102, "value": 2.0}', HEAD + b'101, "value": 3.0}']
+    assert native_copy_text(values) is None
+    assert pure(values) == (b"2026-03-01T10:00:00.000042Z\t7\t101\t3.0\n2026-03-01T10:00:00.000042Z\t7\t102\t2.0\n")
+
+
+def random_value(rng: random.Random) -> float:
+    kind = rng.random()
+    if kind < 0.3:
+        return rng.randint(-(2**31), 2**32) / 10 ** rng.randint(0, 6)
+    if kind < 0.6:
+        return float(struct.unpack(">f", rng.randbytes(4))[0])
+    if kind < 0.8:
+        return rng.choice([0.0, -0.0, 5e-324, 1.7976931348623157e308, 1e16, 1e-7, 0.1, 123456789012345.6])
+    return struct.unpack(">d", rng.randbytes(8))[0]
+
+
+def test_processor_records_format_exactly_as_the_pure_path() -> None:
+    rng = random.Random(5)
+    low, high = 0, 253402300799999999  # 1970 .. 9999-12-31T23:59:59.999999
+    for _ in range(300):
+        readings = []
+        for _ in range(rng.randint(1, 200)):
+            value = random_value(rng)
+            if value != value or value in (float("inf"), float("-inf")):
+                continue
+            ts = rng.randint(low, high) if rng.random() < 0.2 else TS + rng.randrange(10**8)
+            readings.append(Reading(ts, rng.randint(1, 2**31 - 1), rng.randint(1, 2**31 - 1), value))
+        values: list[bytes | None] = [value for _, value in encode_readings(readings)]
+        expected = pure(values)
+        got = native_copy_text(values)
+        if len({(r.timestamp_us, r.device_id, r.datapoint_id) for r in readings}) == len(readings):
+            assert got == expected
+        else:
+            assert got is None
+
+
+def test_mutated_records_are_never_taken_when_the_pure_path_refuses_or_differs() -> None:
+    rng = random.Random(9)
+    taken = refused = 0
+    for _ in range(20000):
+        reading = Reading(TS + rng.randrange(10**12), rng.randint(1, 99999), rng.randint(1, 999), random_value(rng))
+        if reading.value != reading.value or abs(reading.value) == float("inf"):
+            continue
+        value = bytearray(encode_readings([reading])[0][1])
+        for _ in range(rng.randint(1, 2)):
+            position = rng.randrange(len(value))
+            value[position] = rng.choice(b'0123456789.-+eE" :,{}TZxa\\')
+        got = native_copy_text([bytes(value)])
+        expected = pure([bytes(value)])
+        if got is not None:
+            taken += 1
+            assert got == expected, bytes(value)
+        elif expected is None:
+            refused += 1
+    assert taken > 1000 and refused > 1000, (taken, refused)
