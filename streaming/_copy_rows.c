@@ -16,10 +16,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#define STAMP_LEN 27        /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
-#define MAX_INT_DIGITS 15   /* integer-form values up to 15 digits are exact doubles */
-#define MAX_NUMBER_LEN 64
-#define ROW_MAX (STAMP_LEN + 1 + 10 + 1 + 10 + 1 + 32 + 1)
+#define STAMP_LEN 27      /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
+#define MAX_ID_DIGITS 10  /* read_id takes 1 .. 2**31 - 1 */
+#define MAX_NUMBER_LEN 32 /* read_value takes shorter numbers only; repr of a double has at most 24 */
+/* The longest row written: stamp, tab, id, tab, id, tab, value, newline. */
+#define ROW_MAX (STAMP_LEN + 1 + MAX_ID_DIGITS + 1 + MAX_ID_DIGITS + 1 + MAX_NUMBER_LEN + 1)
 
 typedef struct {
     const char *stamp;
@@ -82,78 +83,62 @@ read_id(const char **p, const char *end, int64_t *out)
     return 1;
 }
 
-/* A JSON number at *p, as the double Python's float() of orjson's value gives; advances *p past it. */
+/* A JSON number at *p written as Python's repr of a float (what the processor writes), as a double; advances
+ * *p past it. Any other spelling of a number (an integer, a long mantissa, an exponent repr would not write)
+ * is left to the pure path: an accepted number is then text every parser that round-trips repr reads as the
+ * same double. */
 static int
 read_value(const char **p, const char *end, double *out)
 {
     const char *s = *p, *start = *p;
-    int fraction = 0, exponent = 0, int_digits = 0;
-    if (s < end && *s == '-') {
+    while (s < end && ((*s >= '0' && *s <= '9') || *s == '-' || *s == '+' || *s == '.' || *s == 'e')) {
         s++;
-    }
-    if (s < end && *s == '0') {
-        s++;
-        int_digits = 1;
-    }
-    else {
-        while (s < end && *s >= '0' && *s <= '9') {
-            s++;
-            int_digits++;
-        }
-    }
-    if (int_digits == 0) {
-        return 0;
-    }
-    if (s < end && *s == '.') {
-        s++;
-        fraction = 1;
-        const char *first = s;
-        while (s < end && *s >= '0' && *s <= '9') {
-            s++;
-        }
-        if (s == first) {
-            return 0;
-        }
-    }
-    if (s < end && (*s == 'e' || *s == 'E')) {
-        s++;
-        exponent = 1;
-        if (s < end && (*s == '+' || *s == '-')) {
-            s++;
-        }
-        const char *first = s;
-        while (s < end && *s >= '0' && *s <= '9') {
-            s++;
-        }
-        if (s == first) {
-            return 0;
-        }
     }
     Py_ssize_t len = s - start;
-    if (len >= MAX_NUMBER_LEN) {
+    if (len == 0 || len >= MAX_NUMBER_LEN) {
         return 0;
     }
     char text[MAX_NUMBER_LEN];
     memcpy(text, start, len);
     text[len] = '\0';
-    if (!fraction && !exponent) {
-        /* A JSON integer is a Python int: -0 is 0, and float() of it is exact up to 15 digits. */
-        if (int_digits > MAX_INT_DIGITS) {
-            return 0;
-        }
-        long long integer = strtoll(text, NULL, 10);
-        *out = (double)integer;
+    char *parsed_end;
+    double value = PyOS_string_to_double(text, &parsed_end, NULL);
+    if (value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
     }
-    else {
-        double value = PyOS_string_to_double(text, NULL, NULL);
-        if (value == -1.0 && PyErr_Occurred()) {
-            PyErr_Clear();
-            return 0;
-        }
-        *out = value;
+    if (parsed_end != text + len || !isfinite(value)) {
+        return 0;
     }
+    char *canonical = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (canonical == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = strcmp(canonical, text) == 0;
+    PyMem_Free(canonical);
+    if (!same) {
+        return 0;
+    }
+    *out = value;
     *p = s;
-    return isfinite(*out);
+    return 1;
+}
+
+/* Decimal digits of a positive id at w; returns the position after them. */
+static char *
+put_id(char *w, int64_t id)
+{
+    char digits[MAX_ID_DIGITS];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id > 0 && n < MAX_ID_DIGITS);
+    while (n > 0) {
+        *w++ = digits[--n];
+    }
+    return w;
 }
 
 static int
@@ -246,31 +231,31 @@ copy_text(PyObject *module, PyObject *args)
         p += STAMP_LEN;
         if (!expect(&p, end, mid_dev, mid_dev_len) || !read_id(&p, end, &key->device)
             || !expect(&p, end, mid_dp, mid_dp_len) || !read_id(&p, end, &key->datapoint)
-            || !expect(&p, end, mid_val, mid_val_len) || !read_value(&p, end, &value)
-            || !expect(&p, end, tail, tail_len) || p != end) {
+            || !expect(&p, end, mid_val, mid_val_len)) {
+            break;
+        }
+        const char *number = p;
+        if (!read_value(&p, end, &value)) {
+            break;
+        }
+        const char *number_end = p;
+        if (!expect(&p, end, tail, tail_len) || p != end) {
             break;
         }
         key->stamp = stamp;
         if (!insert_key(table, capacity - 1, keys, i)) {
             break; /* a key twice: the pure path keeps the last record */
         }
-        char *number = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (number == NULL) {
-            PyErr_Clear();
-            break;
-        }
-        size_t number_len = strlen(number);
-        if (number_len > 32) {
-            PyMem_Free(number);
-            break;
-        }
         memcpy(w, stamp, STAMP_LEN);
         w += STAMP_LEN;
-        w += sprintf(w, "\t%lld\t%lld\t", (long long)key->device, (long long)key->datapoint);
-        memcpy(w, number, number_len);
-        w += number_len;
+        *w++ = '\t';
+        w = put_id(w, key->device);
+        *w++ = '\t';
+        w = put_id(w, key->datapoint);
+        *w++ = '\t';
+        memcpy(w, number, (size_t)(number_end - number));
+        w += number_end - number;
         *w++ = '\n';
-        PyMem_Free(number);
         matched = 1;
     }
     Py_DECREF(seq);

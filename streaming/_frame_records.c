@@ -71,61 +71,72 @@ item_size(char code)
     }
 }
 
+static void free_items(Item *items, Py_ssize_t count);
+
 static void
 Layout_dealloc(LayoutObject *self)
 {
-    for (Py_ssize_t i = 0; i < self->count; i++) {
-        Py_XDECREF(self->items[i].key);
-        Py_XDECREF(self->items[i].middle);
-    }
-    PyMem_Free(self->items);
+    free_items(self->items, self->count);
     Py_XDECREF(self->head);
     Py_XDECREF(self->tail);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Layout(items, has_crc, scaled, data_end, head, tail); items: (offset, code, mul, div, key, middle) each. */
+static void
+free_items(Item *items, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_XDECREF(items[i].key);
+        Py_XDECREF(items[i].middle);
+    }
+    PyMem_Free(items);
+}
+
+/* Layout(items, has_crc, scaled, data_end, head, tail); items: (offset, code, mul, div, key, middle) each.
+ * Built into locals and kept only when every part is valid: a Layout is either complete or refuses work. */
 static int
 Layout_init(LayoutObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"items", "has_crc", "scaled", "data_end", "head", "tail", NULL};
-    PyObject *items, *head, *tail;
+    PyObject *items_arg, *head, *tail;
     int has_crc, scaled;
     Py_ssize_t data_end;
-    if (self->items != NULL) {
+    if (self->head != NULL) {
         PyErr_SetString(PyExc_TypeError, "Layout is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OppnSS", kwlist, &items, &has_crc, &scaled, &data_end,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OppnSS", kwlist, &items_arg, &has_crc, &scaled, &data_end,
                                      &head, &tail)) {
         return -1;
     }
-    PyObject *seq = PySequence_Fast(items, "items must be a sequence");
+    PyObject *seq = PySequence_Fast(items_arg, "items must be a sequence");
     if (seq == NULL) {
         return -1;
     }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    self->items = PyMem_Calloc(count ? (size_t)count : 1, sizeof(Item));
-    if (self->items == NULL) {
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq), built = 0;
+    Item *items = PyMem_Calloc(count ? (size_t)count : 1, sizeof(Item));
+    if (items == NULL) {
         Py_DECREF(seq);
         PyErr_NoMemory();
         return -1;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Item *item = &self->items[i];
+    for (; built < count; built++) {
+        Item *item = &items[built];
+        PyObject *spec = PySequence_Fast_GET_ITEM(seq, built);
         const char *code;
         long long mul, div;
         PyObject *key, *middle;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "nsLLSS", &item->offset, &code, &mul, &div, &key,
-                              &middle)) {
-            Py_DECREF(seq);
-            return -1;
+        if (!PyTuple_Check(spec)) {
+            PyErr_Format(PyExc_ValueError, "datapoint %zd: expected a tuple", built);
+            break;
         }
-        if (strlen(code) != 1 || item_size(code[0]) == 0 || item->offset < 0 || mul < 1 || div < 1
-            || mul > EXACT_LIMIT || div > EXACT_LIMIT) {
-            Py_DECREF(seq);
-            PyErr_Format(PyExc_ValueError, "datapoint %zd cannot be decoded natively", i);
-            return -1;
+        if (!PyArg_ParseTuple(spec, "nsLLSS", &item->offset, &code, &mul, &div, &key, &middle)) {
+            break;
+        }
+        if (strlen(code) != 1 || item_size(code[0]) == 0 || item->offset < 0 || item->offset > MAX_FRAME
+            || mul < 1 || div < 1 || mul > EXACT_LIMIT || div > EXACT_LIMIT) {
+            PyErr_Format(PyExc_ValueError, "datapoint %zd cannot be decoded natively", built);
+            break;
         }
         item->code = code[0];
         item->mul = mul;
@@ -134,9 +145,14 @@ Layout_init(LayoutObject *self, PyObject *args, PyObject *kwds)
         item->key = key;
         Py_INCREF(middle);
         item->middle = middle;
-        self->count = i + 1;
     }
     Py_DECREF(seq);
+    if (built < count) {
+        free_items(items, built);
+        return -1;
+    }
+    self->items = items;
+    self->count = count;
     self->has_crc = has_crc;
     self->scaled = scaled;
     self->data_end = data_end;
@@ -320,6 +336,10 @@ Layout_records(LayoutObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "records(hex: str, timestamp_us: int)");
+        return NULL;
+    }
+    if (self->head == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Layout is not initialised");
         return NULL;
     }
     PyObject *hex = args[0];

@@ -76,10 +76,10 @@ def parse_hex(text: str) -> bytes:
         frame = bytes.fromhex(text)
     except ValueError:
         raise DecodeError("bad-hex", _diagnose_hex(text)) from None
-    # fromhex also skips tabs, newlines and runs of spaces; each skipped character shows up as a length
-    # mismatch, so comparing lengths enforces "nothing, or exactly one space, between bytes".
+    # fromhex also skips tabs, newlines and spaces anywhere between bytes: the length and, for the spaced
+    # form, a space at every third position enforce "nothing, or exactly one space, between every two bytes".
     n = len(frame)
-    if n and (len(text) == 2 * n or (len(text) == 3 * n - 1 and text.count(" ") == n - 1)):
+    if n and (len(text) == 2 * n or (len(text) == 3 * n - 1 and text[2::3] == " " * (n - 1))):
         return frame
     raise DecodeError("bad-hex", _diagnose_hex(text))
 

@@ -90,6 +90,6 @@ def _build_native(layout: FrameLayout) -> object:
         native: object = _EXTENSION.Layout(
             items, layout.has_crc, layout.scaled, layout.data_end, VALUE_HEAD, VALUE_TAIL
         )
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, TypeError):
         return _UNSUPPORTED
     return native

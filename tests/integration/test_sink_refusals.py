@@ -1,7 +1,8 @@
 """The running sink with records written straight to f2.decoded: a batch the native formatter takes but the
 database refuses one row of, and a batch with a record the formatter leaves to the pure path.
 
-Either way every good record is stored, and exactly the bad ones are dead-lettered with what was wrong.
+Either way every good record is stored, and exactly the bad ones are dead-lettered with what was wrong. And
+the running processor and sink report that they use their native hot paths.
 """
 
 from __future__ import annotations
@@ -83,3 +84,9 @@ def test_rows_the_database_refuses_and_malformed_records_are_dead_lettered_alone
     assert json.loads(refused)["value"] == REFUSED_VALUE
     dead.close()
     assert all(pipeline.alive().values()), pipeline.alive()
+
+
+def test_the_running_daemons_use_the_native_hot_paths(pipeline) -> None:
+    health = {d.kind: d.healthz() for d in pipeline.daemons if d.kind in ("processor", "sink")}
+    assert health["processor"][0] == 200 and health["processor"][1]["native_decoder"] is True, health
+    assert health["sink"][0] == 200 and health["sink"][1]["native_copy"] is True, health

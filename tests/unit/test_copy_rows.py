@@ -33,14 +33,14 @@ def test_native_extension_is_built() -> None:
 
 
 def test_hand_computed_copy_text() -> None:
-    values = [HEAD + b'101, "value": -23.52}', HEAD + b'102, "value": 5}', HEAD + b'103, "value": -0}']
+    values = [HEAD + b'101, "value": -23.52}', HEAD + b'102, "value": 5.0}', HEAD + b'103, "value": -0.0}']
     values.append(
-        b'{"timestamp": "1970-01-01T00:00:00.000000Z", "device_id": 2147483647, "datapoint_id": 1, "value": 1e16}'
+        b'{"timestamp": "1970-01-01T00:00:00.000000Z", "device_id": 2147483647, "datapoint_id": 1, "value": 1e+16}'
     )
     expected = (
         b"2026-03-01T10:00:00.000042Z\t7\t101\t-23.52\n"
         b"2026-03-01T10:00:00.000042Z\t7\t102\t5.0\n"
-        b"2026-03-01T10:00:00.000042Z\t7\t103\t0.0\n"
+        b"2026-03-01T10:00:00.000042Z\t7\t103\t-0.0\n"
         b"1970-01-01T00:00:00.000000Z\t2147483647\t1\t1e+16\n"
     )
     assert native_copy_text(values) == expected
@@ -56,7 +56,15 @@ def test_hand_computed_copy_text() -> None:
         b'{"device_id": 7, "timestamp": "2026-03-01T10:00:00.000042Z", "datapoint_id": 101, "value": 1.5}',
         HEAD + b'101, "value": 1.5, "unit": "C"}',
         HEAD + b'101, "value": 1.5}\n',
-        HEAD + b'101, "value": 12345678901234567}',  # an integer beyond 15 digits
+        # Numbers the processor never writes (repr of a float is its only form): integers, other spellings.
+        HEAD + b'101, "value": 5}',
+        HEAD + b'101, "value": -0}',
+        HEAD + b'101, "value": 12345678901234567}',
+        HEAD + b'101, "value": 1e16}',
+        HEAD + b'101, "value": 1E+16}',
+        HEAD + b'101, "value": 1.50}',
+        HEAD + b'101, "value": 0.1000000000000000055511151231257827}',
+        HEAD + b'101, "value": 1e-400}',
         b'{"timestamp": "2026-03-01T10:00:00.000042+00:00", "device_id": 7, "datapoint_id": 101, "value": 1.5}',
         b'{"timestamp": "2026-03-01 10:00:00.000042Z", "device_id": 7, "datapoint_id": 101, "value": 1.5}',
         b'{"timestamp": "2026-03-01T10:00:00.00004\\u0032Z", "device_id": 7, "datapoint_id": 101, "value": 1.5}',

@@ -145,6 +145,9 @@ def test_every_hex_form_the_pure_path_accepts(text: str) -> None:
         ("01 03 02 09 30 BE 00 ", "bad-hex"),
         ("01  03 020930BE00", "bad-hex"),
         ("0103 020930BE00", "bad-hex"),
+        # As long as a spaced frame and with as many spaces, but not one between every two bytes.
+        ("01 0302 09 30 BE  00", "bad-hex"),
+        (" 01 03 02 09 30 BE00", "bad-hex"),
         ("", "bad-hex"),
         ("é1", "bad-hex"),
     ],
@@ -180,6 +183,26 @@ def test_registry_mistake_keeps_its_explanation() -> None:
     with pytest.raises(DecodeError) as caught:
         fr.frame_records(TOPIC, payload("01 03 04 00 01 00 02 2A 32"), dev)
     assert caught.value.reason == "frame-length" and "Int24" in caught.value.detail
+
+
+@pytest.mark.skipif(not fr.NATIVE, reason="the native extension is not built (see test_native_extension_is_built)")
+def test_a_native_layout_is_complete_or_refuses_work() -> None:
+    assert fr._EXTENSION is not None
+    layout_type = fr._EXTENSION.Layout
+    head, tail = b'{"timestamp": "', b"}"
+    good = (3, "h", 1, 100, b"7:101", b", ")
+    with pytest.raises(ValueError, match="not initialised"):
+        layout_type.__new__(layout_type).records("0103020930BE00", TS)
+    half_built = layout_type.__new__(layout_type)
+    for items in ([good, (5, "q", 1, 1, b"k", b"m")], [good, (2000, "h", 1, 1, b"k", b"m")], [good, [5, "h"]]):
+        with pytest.raises(ValueError, match="datapoint 1"):
+            half_built.__init__(items, True, False, 5, head, tail)
+    with pytest.raises(ValueError, match="not initialised"):
+        half_built.records("0103020930BE00", TS)
+    built = layout_type([good], True, False, 5, head, tail)
+    assert built.records("0103020930BE00", TS) == [(b"7:101", head + b"2026-03-01T10:00:00.000000Z, 23.52}")]
+    with pytest.raises(TypeError, match="once"):
+        built.__init__([good], True, False, 5, head, tail)
 
 
 # --- timestamps ----------------------------------------------------------------------------------------------
