@@ -140,7 +140,7 @@ class Sink:
                 "fetch.max.bytes": 52428800,
                 # Fewer, fuller fetches: less broker CPU per record, at most this much added latency.
                 "fetch.min.bytes": 65536,
-                "fetch.wait.max.ms": 50,
+                "fetch.wait.max.ms": 25,
             }
         )
         self.consumer.subscribe([topics.DECODED], on_assign=self._on_assign, on_revoke=self._on_revoke)
