@@ -32,6 +32,9 @@ from tests.unit.test_decoder_vectors import (
 
 TOPIC = parse_topic("tele/f2-aabbccddee01/sensor-mode/J1/sensor-1")
 TS = 1_772_359_200_000_000  # 2026-03-01T10:00:00Z
+# The instants datetime can hold, in microseconds since the epoch.
+MIN_US = (datetime(1, 1, 1) - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+MAX_US = (datetime.max - datetime(1970, 1, 1)) // timedelta(microseconds=1)
 _ENCODINGS = {"Int8": 1, "Uint8": 1, "Int16": 2, "Uint16": 2, "Int32": 4, "Uint32": 4, "Float32": 4}
 
 
@@ -232,10 +235,7 @@ def test_native_stamp_of_boundary_instants(instant: datetime) -> None:
 def test_native_stamp_of_random_instants_and_outside_the_years_it_writes() -> None:
     rng = random.Random(20261130)
     epoch = datetime(1970, 1, 1)
-    low, high = (
-        (datetime(1, 1, 1) - epoch) // timedelta(microseconds=1),
-        (datetime.max - epoch) // timedelta(microseconds=1),
-    )
+    low, high = MIN_US, MAX_US
     assert fr._EXTENSION is not None
     for _ in range(20000):
         micros = rng.randint(low, high)
@@ -281,11 +281,7 @@ def random_frame_text(rng: random.Random, dev: WiredDevice) -> str:
 
 def test_native_and_pure_paths_agree_on_random_templates_and_frames() -> None:
     rng = random.Random(7)
-    epoch = datetime(1970, 1, 1)
-    low, high = (
-        (datetime(1, 1, 1) - epoch) // timedelta(microseconds=1),
-        (datetime.max - epoch) // timedelta(microseconds=1),
-    )
+    low, high = MIN_US, MAX_US
     outcomes = {"records": 0, "dead": 0}
     for _ in range(3000):
         dev = random_device(rng)
