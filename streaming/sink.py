@@ -325,14 +325,12 @@ class Sink:
     def _store_batch(self, batch: Batch) -> list[tuple[Message, str]]:
         if batch.rows is not None:
             return self._store(batch.rows, batch.copy_data)
-        if not batch.copy_data:
-            return []
         try:
             self._write_copy(batch.copy_data)
             return []
-        except (psycopg.errors.DataError, psycopg.errors.IntegrityError):
-            # Formatted natively, so every record parses: find the rows the database rejects.
-            return self._store(batch.parse())
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            # Formatted natively, so every record parses: its rows are needed only now, to find those refused.
+            return self._isolate(batch.parse(), exc)
 
     def _write_copy(self, copy_data: bytes) -> None:
         write_batch(self._connection(), copy_data)
@@ -347,10 +345,14 @@ class Sink:
             self._write_copy(copy_text(row for _, row in rows) if copy_data is None else copy_data)
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-            if len(rows) == 1:
-                return [(rows[0][0], f"the database rejected the reading: {str(exc).splitlines()[0]}")]
-            mid = len(rows) // 2
-            return self._store(rows[:mid]) + self._store(rows[mid:])
+            return self._isolate(rows, exc)
+
+    def _isolate(self, rows: list[tuple[Message, Row]], exc: psycopg.Error) -> list[tuple[Message, str]]:
+        """The rows of a write the database refused that it rejects on their own, found by bisection."""
+        if len(rows) == 1:
+            return [(rows[0][0], f"the database rejected the reading: {str(exc).splitlines()[0]}")]
+        mid = len(rows) // 2
+        return self._store(rows[:mid]) + self._store(rows[mid:])
 
     def _db_failed(self, exc: Exception) -> None:
         self._db_ok = False
