@@ -41,6 +41,26 @@ ORDER BY "timestamp", device_id, datapoint_id
 ON CONFLICT ("timestamp", device_id, datapoint_id) DO UPDATE SET value = EXCLUDED.value
 WHERE decoded_data.value IS DISTINCT FROM EXCLUDED.value
 """
+# The sink's latest_values statement. A batch's series are almost all known already, and MERGE updates them
+# through a join: one index probe per series. INSERT .. ON CONFLICT probes the key for a conflict, locks the
+# row and logs the lock, then updates it; for the sink's batches it cost the database about 12 % more
+# (5.8 against 5.1 us per row, alternating batches of a 720,000-series portfolio). PostgreSQL 15's MERGE
+# raises a unique violation where another transaction inserted a new series first; the sink then runs
+# LATEST_SQL, which settles that race.
+LATEST_MERGE_SQL = """
+MERGE INTO latest_values
+USING (
+    SELECT DISTINCT ON (device_id, datapoint_id) device_id, datapoint_id, "timestamp", value
+    FROM f2_sink_staging
+    ORDER BY device_id, datapoint_id, "timestamp" DESC
+) AS batch
+ON latest_values.device_id = batch.device_id AND latest_values.datapoint_id = batch.datapoint_id
+WHEN MATCHED AND latest_values."timestamp" <= batch."timestamp" THEN
+    UPDATE SET "timestamp" = batch."timestamp", value = batch.value
+WHEN NOT MATCHED THEN
+    INSERT (device_id, datapoint_id, "timestamp", value)
+    VALUES (batch.device_id, batch.datapoint_id, batch."timestamp", batch.value)
+"""
 LATEST_SQL = """
 INSERT INTO latest_values (device_id, datapoint_id, "timestamp", value)
 SELECT DISTINCT ON (device_id, datapoint_id) device_id, datapoint_id, "timestamp", value

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import psycopg
 
-from streaming.sink_batch import COPY_SQL, INSERT_SQL, LATEST_SQL, UPSERT_SQL
+from streaming.sink_batch import COPY_SQL, INSERT_SQL, LATEST_MERGE_SQL, LATEST_SQL, UPSERT_SQL
 
 
 def write_batch(db: psycopg.Connection, copy_data: bytes) -> bool:
@@ -15,6 +15,8 @@ def write_batch(db: psycopg.Connection, copy_data: bytes) -> bool:
 
     The batch is inserted plainly; when a key already exists the insert is rolled back to its savepoint and
     the batch is upserted instead (a stored reading with a new value is replaced, as the contract says).
+    latest_values is merged; when another writer inserted one of the batch's new series first, the merge is
+    rolled back to its savepoint and the batch's latest values are upserted instead.
     """
     upserted = False
     with db.transaction():
@@ -26,5 +28,9 @@ def write_batch(db: psycopg.Connection, copy_data: bytes) -> bool:
         except psycopg.errors.UniqueViolation:
             upserted = True
             db.execute(UPSERT_SQL)
-        db.execute(LATEST_SQL)
+        try:
+            with db.transaction():
+                db.execute(LATEST_MERGE_SQL)
+        except psycopg.errors.UniqueViolation:
+            db.execute(LATEST_SQL)
     return upserted

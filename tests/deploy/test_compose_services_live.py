@@ -304,7 +304,7 @@ def test_redis_users_have_only_their_rights(secrets_dir: Path, redis_port: int) 
 
 # --- PostgreSQL: grants.sql, in a transaction that is rolled back -------------------------------------------
 def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
-    from streaming.sink_batch import LATEST_SQL, STAGING_DDL, UPSERT_SQL
+    from streaming.sink_batch import LATEST_MERGE_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL
 
     grants = (DEPLOY.parent / "sql" / "grants.sql").read_text()
     with psycopg.connect(migrated.timeseries_dsn) as conn:
@@ -336,6 +336,7 @@ def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
                 "INSERT INTO f2_sink_staging VALUES ('2024-01-01T00:00:00Z', 999001, 999002, 1.5)",
                 UPSERT_SQL,
                 LATEST_SQL,
+                LATEST_MERGE_SQL,
             )
             assert denied("f2_sink", "DELETE FROM decoded_data WHERE device_id = 999001")
             assert denied("f2_sink", 'SELECT * FROM "VtDevice".devices')

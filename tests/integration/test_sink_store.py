@@ -5,6 +5,8 @@ Device ids 7_000_001.. are this module's own: no other test writes them, and the
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -78,3 +80,44 @@ def test_latest_values_never_moves_back_in_time(sink_db: psycopg.Connection) -> 
     write_batch(sink_db, copy_text([(T0, DEVICE + 3, 1, 4.0)]))  # a late reading of an older time
     assert stored(sink_db, "latest_values") == [(T1, DEVICE + 3, 1, 5.0)]
     assert len(stored(sink_db, "decoded_data")) == 2
+
+
+def test_a_new_series_another_writer_inserts_first_is_settled_by_the_upsert(
+    sink_db: psycopg.Connection, migrated: ConnectionSettings
+) -> None:
+    # Another writer (a sink that still held the partition, a reprocessing run) has inserted the series'
+    # latest value and not yet committed. The sink's merge finds no row, inserts, waits on that writer's key,
+    # and fails with a unique violation when it commits: the batch must still be stored, with its newer value.
+    with psycopg.connect(migrated.timeseries_dsn) as other:
+        other.execute(
+            'INSERT INTO latest_values (device_id, datapoint_id, "timestamp", value) VALUES (%s, 1, %s, 4.0)',
+            (DEVICE + 4, T0),
+        )
+        sink_pid = sink_db.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        sink_db.commit()
+        outcome: list[object] = []
+
+        def sink_writes() -> None:
+            try:
+                outcome.append(write_batch(sink_db, copy_text([(T1, DEVICE + 4, 1, 5.0)])))
+            except Exception as exc:  # reported by the assertion below
+                outcome.append(exc)
+
+        writer = threading.Thread(target=sink_writes)
+        writer.start()
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as watch:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                waiting = watch.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (sink_pid,)
+                ).fetchone()
+                if waiting == ("Lock",):
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("the sink's write never waited on the other writer's new series")
+        other.commit()
+        writer.join(30)
+    assert outcome == [False]
+    assert stored(sink_db, "latest_values") == [(T1, DEVICE + 4, 1, 5.0)]
+    assert stored(sink_db, "decoded_data") == [(T1, DEVICE + 4, 1, 5.0)]
