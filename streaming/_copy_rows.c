@@ -1,10 +1,11 @@
 /*
- * streaming._copy_rows: a batch of decoded records straight to the sink's COPY text, in C.
+ * streaming._copy_rows: a batch of decoded records straight to the sink's COPY data, in C.
  *
  * The sink's hot path for the common case only: every record has exactly the form the processor writes
  * (streaming/records.py), a valid UTC timestamp in years 1970..9999, positive 32-bit ids, a finite
- * value, and no key twice. copy_text() then returns the bytes that sink_batch.copy_text(parse_record(...))
- * returns for the same records; for any other batch it returns None and the pure path parses it, which
+ * value, and no key twice. copy_binary() then returns those rows in COPY's binary format: the values
+ * PostgreSQL would read from sink_batch.copy_text(parse_record(...)) for the same records, without the
+ * database parsing text. For any other batch it returns None and the pure path parses it, which
  * dead-letters and explains every record it cannot store.
  *
  * The record's fixed parts come from Python (the same constants the processor writes with).
@@ -19,8 +20,16 @@
 #define STAMP_LEN 27      /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
 #define MAX_ID_DIGITS 10  /* read_id takes 1 .. 2**31 - 1 */
 #define MAX_NUMBER_LEN 32 /* read_value takes shorter numbers only; repr of a double has at most 24 */
-/* The longest row written: stamp, tab, id, tab, id, tab, value, newline. */
-#define ROW_MAX (STAMP_LEN + 1 + MAX_ID_DIGITS + 1 + MAX_ID_DIGITS + 1 + MAX_NUMBER_LEN + 1)
+/* COPY's binary format: a signature, flags and header extension length; per row a field count, then
+ * each field's length and value (big-endian); a field count of -1 ends the data. */
+static const char COPY_SIGNATURE[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
+#define COPY_HEADER_LEN (11 + 4 + 4)
+/* timestamptz (8 bytes), device_id and datapoint_id (integer, 4 bytes each), value (double, 8 bytes). */
+#define ROW_LEN (2 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 8)
+#define COPY_TRAILER_LEN 2
+/* PostgreSQL's timestamps count microseconds from 2000-01-01 00:00:00 UTC, 10,957 days after 1970's. */
+#define PG_EPOCH_DAYS 10957
+#define USECS_PER_DAY INT64_C(86400000000)
 
 typedef struct {
     const char *stamp;
@@ -42,9 +51,22 @@ digits(const char *p, int width, int *out)
     return 1;
 }
 
-/* The timestamp forms datetime.fromisoformat reads as a UTC instant in years 1970..9999 (a subset of them). */
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's days_from_civil). */
+static int64_t
+days_from_civil(int year, int month, int day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+/* The timestamp forms datetime.fromisoformat reads as a UTC instant in years 1970..9999 (a subset of them),
+ * as PostgreSQL's microseconds since 2000-01-01 UTC. */
 static int
-valid_stamp(const char *s)
+read_stamp(const char *s, int64_t *out)
 {
     int year, month, day, hour, minute, second, micros;
     static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -59,7 +81,12 @@ valid_stamp(const char *s)
         return 0;
     }
     int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return day <= month_days[month - 1] + (month == 2 && leap);
+    if (day > month_days[month - 1] + (month == 2 && leap)) {
+        return 0;
+    }
+    int64_t seconds = (int64_t)hour * 3600 + minute * 60 + second;
+    *out = (days_from_civil(year, month, day) - PG_EPOCH_DAYS) * USECS_PER_DAY + seconds * 1000000 + micros;
+    return 1;
 }
 
 /* A positive 32-bit JSON integer (no sign, no leading zero) at *p; advances *p past it. */
@@ -125,18 +152,29 @@ read_value(const char **p, const char *end, double *out)
     return 1;
 }
 
-/* Decimal digits of a positive id at w; returns the position after them. */
+/* Big-endian integers at w; each returns the position after them. */
 static char *
-put_id(char *w, int64_t id)
+put_u16(char *w, uint16_t v)
 {
-    char digits[MAX_ID_DIGITS];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + id % 10);
-        id /= 10;
-    } while (id > 0 && n < MAX_ID_DIGITS);
-    while (n > 0) {
-        *w++ = digits[--n];
+    w[0] = (char)(v >> 8);
+    w[1] = (char)v;
+    return w + 2;
+}
+
+static char *
+put_u32(char *w, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--) {
+        *w++ = (char)(v >> (8 * i));
+    }
+    return w;
+}
+
+static char *
+put_u64(char *w, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        *w++ = (char)(v >> (8 * i));
     }
     return w;
 }
@@ -180,9 +218,9 @@ insert_key(Py_ssize_t *table, size_t mask, const Key *keys, Py_ssize_t i)
     return 1;
 }
 
-/* copy_text(values, head, middle_device, middle_datapoint, middle_value, tail) -> bytes | None */
+/* copy_binary(values, head, middle_device, middle_datapoint, middle_value, tail) -> bytes | None */
 static PyObject *
-copy_text(PyObject *module, PyObject *args)
+copy_binary(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *values;
@@ -197,7 +235,7 @@ copy_text(PyObject *module, PyObject *args)
         return NULL;
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n * ROW_MAX);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, COPY_HEADER_LEN + n * ROW_LEN + COPY_TRAILER_LEN);
     Key *keys = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(Key));
     size_t capacity = 16;
     while (capacity < 2 * (size_t)n) {
@@ -213,6 +251,9 @@ copy_text(PyObject *module, PyObject *args)
     }
     memset(table, 0xFF, capacity * sizeof(Py_ssize_t)); /* every slot -1 */
     char *w = PyBytes_AS_STRING(out);
+    memcpy(w, COPY_SIGNATURE, sizeof COPY_SIGNATURE);
+    w = put_u32(w + sizeof COPY_SIGNATURE, 0); /* flags: no OIDs */
+    w = put_u32(w, 0);                         /* no header extension */
     int matched = 1;
     for (Py_ssize_t i = 0; i < n && matched; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
@@ -221,41 +262,30 @@ copy_text(PyObject *module, PyObject *args)
             break;
         }
         const char *p = PyBytes_AS_STRING(item), *end = p + PyBytes_GET_SIZE(item);
-        const char *stamp;
+        int64_t micros;
         double value;
+        uint64_t value_bits;
         Key *key = &keys[i];
-        if (!expect(&p, end, head, head_len) || end - p < STAMP_LEN || !valid_stamp(p)) {
+        if (!expect(&p, end, head, head_len) || end - p < STAMP_LEN || !read_stamp(p, &micros)) {
             break;
         }
-        stamp = p;
+        key->stamp = p;
         p += STAMP_LEN;
         if (!expect(&p, end, mid_dev, mid_dev_len) || !read_id(&p, end, &key->device)
             || !expect(&p, end, mid_dp, mid_dp_len) || !read_id(&p, end, &key->datapoint)
-            || !expect(&p, end, mid_val, mid_val_len)) {
+            || !expect(&p, end, mid_val, mid_val_len) || !read_value(&p, end, &value)
+            || !expect(&p, end, tail, tail_len) || p != end) {
             break;
         }
-        const char *number = p;
-        if (!read_value(&p, end, &value)) {
-            break;
-        }
-        const char *number_end = p;
-        if (!expect(&p, end, tail, tail_len) || p != end) {
-            break;
-        }
-        key->stamp = stamp;
         if (!insert_key(table, capacity - 1, keys, i)) {
             break; /* a key twice: the pure path keeps the last record */
         }
-        memcpy(w, stamp, STAMP_LEN);
-        w += STAMP_LEN;
-        *w++ = '\t';
-        w = put_id(w, key->device);
-        *w++ = '\t';
-        w = put_id(w, key->datapoint);
-        *w++ = '\t';
-        memcpy(w, number, (size_t)(number_end - number));
-        w += number_end - number;
-        *w++ = '\n';
+        memcpy(&value_bits, &value, sizeof value_bits);
+        w = put_u16(w, 4);
+        w = put_u64(put_u32(w, 8), (uint64_t)micros);
+        w = put_u32(put_u32(w, 4), (uint32_t)key->device);
+        w = put_u32(put_u32(w, 4), (uint32_t)key->datapoint);
+        w = put_u64(put_u32(w, 8), value_bits);
         matched = 1;
     }
     Py_DECREF(seq);
@@ -265,22 +295,20 @@ copy_text(PyObject *module, PyObject *args)
         Py_DECREF(out);
         Py_RETURN_NONE;
     }
-    if (_PyBytes_Resize(&out, w - PyBytes_AS_STRING(out)) < 0) {
-        return NULL;
-    }
+    put_u16(w, 0xFFFF); /* -1: the end of the data */
     return out;
 }
 
 static PyMethodDef module_methods[] = {
-    {"copy_text", copy_text, METH_VARARGS,
-     "copy_text(values, head, middle_device, middle_datapoint, middle_value, tail): COPY text or None."},
+    {"copy_binary", copy_binary, METH_VARARGS,
+     "copy_binary(values, head, middle_device, middle_datapoint, middle_value, tail): COPY binary data or None."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "streaming._copy_rows",
-    .m_doc = "A batch of decoded records straight to the sink's COPY text (its hot path).",
+    .m_doc = "A batch of decoded records straight to the sink's COPY data (its hot path).",
     .m_size = -1,
     .m_methods = module_methods,
 };

@@ -41,7 +41,7 @@ from streaming.metrics import (
 from streaming.records import dead_letter_headers
 from streaming.runloop import STOP
 from streaming.settings import SinkSettings
-from streaming.sink_batch import NATIVE, STAGING_DDL, RecordError, Row, copy_text, native_copy_text, parse_record
+from streaming.sink_batch import NATIVE, STAGING_DDL, RecordError, Row, copy_text, native_copy_binary, parse_record
 from streaming.sink_store import write_batch
 
 log = logging.getLogger("f2.sink")
@@ -59,17 +59,18 @@ class Batch:
     # The rows of the well-formed records; None while the batch was only formatted natively (every record is
     # then well-formed, and the rows are parsed only to bisect a batch the database refuses).
     rows: list[tuple[Message, Row]] | None = None
-    copy_data: bytes = b""  # the rows as COPY text, formatted before the writer takes the batch
+    copy_data: bytes = b""  # the rows as COPY data, formatted before the writer takes the batch
+    binary: bool = False  # copy_data is COPY binary data (formatted natively), not text
     started: float = field(default_factory=time.perf_counter)
 
     @staticmethod
     def of(messages: list[Message]) -> Batch:
         batch = Batch(messages)
-        copy_data = native_copy_text([m.value() for m in messages])
+        copy_data = native_copy_binary([m.value() for m in messages])
         if copy_data is None:
             batch.parse()
         else:
-            batch.copy_data = copy_data
+            batch.copy_data, batch.binary = copy_data, True
         return batch
 
     def parse(self) -> list[tuple[Message, Row]]:
@@ -83,7 +84,7 @@ class Batch:
             except RecordError as exc:
                 self.dead.append((m, str(exc)))
         self.rows = rows
-        self.copy_data = copy_text(row for _, row in rows)
+        self.copy_data, self.binary = copy_text(row for _, row in rows), False
         return rows
 
     def sample_timestamps(self, count: int) -> list[str]:
@@ -326,14 +327,14 @@ class Sink:
         if batch.rows is not None:
             return self._store(batch.rows, batch.copy_data)
         try:
-            self._write_copy(batch.copy_data)
+            self._write_copy(batch.copy_data, batch.binary)
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             # Formatted natively, so every record parses: its rows are needed only now, to find those refused.
             return self._isolate(batch.parse(), exc)
 
-    def _write_copy(self, copy_data: bytes) -> None:
-        write_batch(self._connection(), copy_data)
+    def _write_copy(self, copy_data: bytes, binary: bool = False) -> None:
+        write_batch(self._connection(), copy_data, binary)
         self._db_ok = True
         CONNECTED.labels(DAEMON, "database").set(1)
 

@@ -22,6 +22,9 @@ STAGING_DDL = (
     "value double precision NOT NULL) ON COMMIT DELETE ROWS"
 )
 COPY_SQL = 'COPY f2_sink_staging ("timestamp", device_id, datapoint_id, value) FROM STDIN'
+# The same rows in COPY's binary format (what native_copy_binary writes): the database reads the timestamp,
+# the ids and the value as they are stored instead of parsing their text, about 1 us less per row.
+COPY_BINARY_SQL = COPY_SQL + " (FORMAT binary)"
 # The common case: every reading of the batch is new. A plain insert costs the database about 40 % less
 # than the upsert below (no speculative insertion); in key order the primary key's btree is written in
 # sequence. A batch holding a key that is already stored (a redelivery, a re-decoded reading) or a key twice
@@ -96,25 +99,27 @@ def _load_extension() -> Callable[..., bytes | None] | None:
         from streaming import _copy_rows  # type: ignore[attr-defined]
     except ImportError:
         return None
-    function: Callable[..., bytes | None] = _copy_rows.copy_text
+    function: Callable[..., bytes | None] = _copy_rows.copy_binary
     return function
 
 
-_NATIVE_COPY_TEXT: Final = _load_extension()
-NATIVE: Final[bool] = _NATIVE_COPY_TEXT is not None
+_NATIVE_COPY_BINARY: Final = _load_extension()
+NATIVE: Final[bool] = _NATIVE_COPY_BINARY is not None
 # The fixed parts of the processor's record around the device id, the datapoint id and the value.
 _MIDDLES: Final = tuple(VALUE_MIDDLE.split(b"%d"))
 
 
-def native_copy_text(values: list[bytes | None]) -> bytes | None:
-    """copy_text of the records' rows, computed natively; None when the extension is not built or when any
-    record is not exactly as the processor writes it (or a key occurs twice): parse those with parse_record.
+def native_copy_binary(values: list[bytes | None]) -> bytes | None:
+    """The records' rows as COPY binary data (for COPY_BINARY_SQL), computed natively; None when the extension
+    is not built or when any record is not exactly as the processor writes it (or a key occurs twice): parse
+    those with parse_record.
 
-    For records it takes, the bytes equal copy_text(parse_record(value) for value in values).
+    For records it takes, the database reads the rows it would read from copy_text(parse_record(value) for
+    value in values) with COPY_SQL.
     """
-    if _NATIVE_COPY_TEXT is None:
+    if _NATIVE_COPY_BINARY is None:
         return None
-    return _NATIVE_COPY_TEXT(values, VALUE_HEAD, *_MIDDLES, VALUE_TAIL)
+    return _NATIVE_COPY_BINARY(values, VALUE_HEAD, *_MIDDLES, VALUE_TAIL)
 
 
 def parse_record(value: bytes | None, checked: set[str] | None = None) -> Row:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import psycopg
 
-from streaming.sink_batch import COPY_SQL, INSERT_SQL, LATEST_MERGE_SQL, LATEST_SQL, UPSERT_SQL
+from streaming.sink_batch import COPY_BINARY_SQL, COPY_SQL, INSERT_SQL, LATEST_MERGE_SQL, LATEST_SQL, UPSERT_SQL
 
 
-def write_batch(db: psycopg.Connection, copy_data: bytes) -> bool:
-    """Store the rows in `copy_data` (COPY text) in one transaction; True when some keys existed already.
+def write_batch(db: psycopg.Connection, copy_data: bytes, binary: bool = False) -> bool:
+    """Store the rows in `copy_data` (COPY text, or COPY binary data when `binary`) in one transaction; True
+    when some keys existed already.
 
     The batch is inserted plainly; when a key already exists the insert is rolled back to its savepoint and
     the batch is upserted instead (a stored reading with a new value is replaced, as the contract says).
@@ -20,7 +21,7 @@ def write_batch(db: psycopg.Connection, copy_data: bytes) -> bool:
     """
     upserted = False
     with db.transaction():
-        with db.cursor() as cur, cur.copy(COPY_SQL) as copy:
+        with db.cursor() as cur, cur.copy(COPY_BINARY_SQL if binary else COPY_SQL) as copy:
             copy.write(copy_data)
         try:
             with db.transaction():

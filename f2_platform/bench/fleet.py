@@ -9,6 +9,7 @@ minutes for thousands of controllers.
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import dataclass
 
@@ -189,6 +190,13 @@ def ledger_readings(endpoint: LoadEndpoint, variant: int, ts_us: int) -> list[di
 
 # ------------------------------------------------------------------------------- synthetic portfolio
 
+# COPY's binary format: signature, flags, header extension length; per row the field count and each field's
+# length and value (timestamptz as microseconds since 2000-01-01 UTC); -1 ends the data.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_ROW = struct.Struct("!hiqiiiiid")
+_COPY_TRAILER = b"\xff\xff"
+_PG_EPOCH_US = 946_684_800_000_000
+
 
 @dataclass(frozen=True)
 class Portfolio:
@@ -215,17 +223,23 @@ class Portfolio:
         """(device id, timestamp in us) of frame k."""
         return self.first_device_id + k % self.sensors, self.base_us + k * self.step_us
 
-    def copy_text(self, first_frame: int, frames: int) -> tuple[str, int]:
-        """COPY text lines (timestamp, device_id, datapoint_id, value) and the number of rows."""
-        lines = []
-        stamp = _RfcStamper()
+    def copy_binary(self, first_frame: int, frames: int) -> tuple[bytes, int]:
+        """COPY binary data (timestamp, device_id, datapoint_id, value), as the sink writes it, and the number
+        of rows."""
+        parts = [_COPY_HEADER]
+        pack = _COPY_ROW.pack
         d1, d2, d3 = self.datapoints
         for k in range(first_frame, first_frame + frames):
             device, ts_us = self.frame(k)
-            ts = stamp.text(ts_us)
+            at = ts_us - _PG_EPOCH_US
             v = (k % 2000) / 10.0
-            lines.append(f"{ts}\t{device}\t{d1}\t{v}\n{ts}\t{device}\t{d2}\t{v + 1.5}\n{ts}\t{device}\t{d3}\t{v * 2}\n")
-        return "".join(lines), 3 * frames
+            parts.append(
+                pack(4, 8, at, 4, device, 4, d1, 8, v)
+                + pack(4, 8, at, 4, device, 4, d2, 8, v + 1.5)
+                + pack(4, 8, at, 4, device, 4, d3, 8, v * 2)
+            )
+        parts.append(_COPY_TRAILER)
+        return b"".join(parts), 3 * frames
 
     def decoded_records(self, first_frame: int, frames: int) -> list[tuple[bytes, bytes]]:
         """(key, value) records of the decoded topic, as the processor writes them."""

@@ -2,8 +2,9 @@
 
 - COPY + upsert: rows/s the database takes through COPY into the sink's staging table and one upsert into
   decoded_data (the sink's fallback statement) in batches of the sink's size, with no Kafka and no per-row
-  Python work (the client formats COPY text). A second figure runs the sink's whole write transaction
-  (`streaming.sink_store.write_batch`: insert, upsert only when keys exist, latest_values) the same way.
+  Python work (the client writes COPY binary data, as the sink does). A second figure runs the sink's whole
+  write transaction (`streaming.sink_store.write_batch`: insert, upsert only when keys exist, latest_values)
+  the same way.
 - Naive stage: the system the platform replaces, on the platform's decoder: per message one Redis GET of
   the controller's topology (and its JSON parse), decoding, and `executemany` upserts of 1,000 rows.
 """
@@ -25,7 +26,7 @@ from streaming.decoder import decode_message
 from streaming.mqtt_topic import parse_topic
 from streaming.payload import parse_payload
 from streaming.registry_store import RegistryStore
-from streaming.sink_batch import COPY_SQL, STAGING_DDL, UPSERT_SQL
+from streaming.sink_batch import COPY_BINARY_SQL, STAGING_DDL, UPSERT_SQL
 from streaming.sink_store import write_batch
 from streaming.topology import ControllerTopology
 
@@ -85,14 +86,14 @@ def copy_reference(run: Run, result: StageResult, with_latest: bool) -> float:
 
         def batch() -> int:
             nonlocal position
-            text, rows = portfolio.copy_text(position, frames_per_batch)
+            data, rows = portfolio.copy_binary(position, frames_per_batch)
             position += frames_per_batch
             if with_latest:
-                write_batch(db, text.encode())
+                write_batch(db, data, binary=True)
                 return rows
             with db.transaction():
-                with db.cursor() as cur, cur.copy(COPY_SQL) as copy:
-                    copy.write(text)
+                with db.cursor() as cur, cur.copy(COPY_BINARY_SQL) as copy:
+                    copy.write(data)
                 db.execute(UPSERT_SQL)
             return rows
 

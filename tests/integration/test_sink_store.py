@@ -5,6 +5,7 @@ Device ids 7_000_001.. are this module's own: no other test writes them, and the
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ import psycopg
 import pytest
 
 from f2_platform.settings import ConnectionSettings
-from streaming.sink_batch import STAGING_DDL, copy_text
+from streaming.records import encode_readings
+from streaming.sink_batch import COPY_BINARY_SQL, COPY_SQL, STAGING_DDL, copy_text, native_copy_binary, parse_record
 from streaming.sink_store import write_batch
+from streaming.topology import Reading
 
 DEVICE = 7_000_001
 T0, T1 = "2026-03-01T10:00:00Z", "2026-03-01T10:00:30Z"
@@ -121,3 +124,48 @@ def test_a_new_series_another_writer_inserts_first_is_settled_by_the_upsert(
     assert outcome == [False]
     assert stored(sink_db, "latest_values") == [(T1, DEVICE + 4, 1, 5.0)]
     assert stored(sink_db, "decoded_data") == [(T1, DEVICE + 4, 1, 5.0)]
+
+
+def staged(db: psycopg.Connection, sql: str, data: bytes) -> list[tuple[object, ...]]:
+    """The rows the database reads from COPY data into the staging table (rolled back)."""
+    with db.transaction(force_rollback=True):
+        with db.cursor() as cur, cur.copy(sql) as copy:
+            copy.write(data)
+        return db.execute(
+            'SELECT "timestamp", device_id, datapoint_id, value, value::text FROM f2_sink_staging ORDER BY 1, 2, 3'
+        ).fetchall()
+
+
+def test_the_database_reads_the_same_rows_from_native_binary_copy_data_as_from_the_pure_paths_text(
+    sink_db: psycopg.Connection,
+) -> None:
+    rng = random.Random(11)
+    readings = [
+        Reading(
+            rng.randint(0, 253402300799999999),  # 1970 .. 9999
+            rng.randint(1, 2**31 - 1),
+            rng.randint(1, 2**31 - 1),
+            rng.choice([0.0, -0.0, 5e-324, 1.7976931348623157e308, 0.1, -23.52, rng.uniform(-1e6, 1e6)]),
+        )
+        for _ in range(2000)
+    ]
+    values: list[bytes | None] = [value for _, value in encode_readings(readings)]
+    binary = native_copy_binary(values)
+    assert binary is not None
+    from_text = staged(sink_db, COPY_SQL, copy_text(parse_record(value) for value in values))
+    assert len(from_text) == 2000
+    assert staged(sink_db, COPY_BINARY_SQL, binary) == from_text
+
+
+def test_native_binary_copy_data_is_stored(sink_db: psycopg.Connection) -> None:
+    record = b'{"timestamp": "%s", "device_id": %d, "datapoint_id": %d, "value": %s}'
+    values: list[bytes | None] = [
+        record % (T0.replace("Z", ".000000Z").encode(), DEVICE + 5, 1, b"20.5"),
+        record % (T1.replace("Z", ".000000Z").encode(), DEVICE + 5, 1, b"-0.0"),
+    ]
+    binary = native_copy_binary(values)
+    assert binary is not None
+    assert write_batch(sink_db, binary, binary=True) is False
+    assert stored(sink_db, "decoded_data") == [(T0, DEVICE + 5, 1, 20.5), (T1, DEVICE + 5, 1, -0.0)]
+    assert write_batch(sink_db, binary, binary=True) is True  # redelivered: the upsert path reads it too
+    assert stored(sink_db, "latest_values") == [(T1, DEVICE + 5, 1, -0.0)]
