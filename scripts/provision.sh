@@ -20,7 +20,7 @@ CURRENT="Debian packages"
 step "$CURRENT"
 PACKAGES=(mosquitto mosquitto-clients redis-server postgresql-15 postgresql-client-15 postgresql-server-dev-15
           build-essential cmake dpkg-dev libssl-dev libkrb5-dev openssl chromium fonts-dejavu-core
-          prometheus default-jre-headless maven python3-venv curl ca-certificates)
+          prometheus default-jre-headless maven python3-venv curl ca-certificates linux-perf)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

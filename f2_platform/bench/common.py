@@ -211,7 +211,14 @@ class Run:
             if rec is not None:
                 recs.append(rec)
         if not recs:
-            self.say("py-spy not found: no profiles")
+            self.say("py-spy not found: no profiles of the daemons")
+        database = profiling.start_database(
+            f"{stage}-postgres", seconds, self.raw_dir / "profiles", self.config.profile_rate_hz
+        )
+        if database is None:
+            self.say("perf not found (make provision installs linux-perf): no profile of PostgreSQL")
+        else:
+            recs.append(database)
         return recs
 
     @staticmethod

@@ -142,7 +142,14 @@ def markdown(result: BenchResult) -> str:
                 )
     profiled = [(s, name, prof) for s in result.stages for name, prof in s.profiles.items()]
     if profiled:
-        lines += ["", "## Profiles (py-spy, share of CPU samples)", ""]
+        lines += [
+            "",
+            "## Profiles (share of CPU samples: py-spy for the daemons, perf for PostgreSQL's processes)",
+            "",
+            "`self`: the function running when sampled; `total`: anywhere on the stack. PostgreSQL's stripped"
+            " binary names most but not all of its functions: `[unknown] in postgres` is the unnamed ones.",
+            "",
+        ]
         for _stage, name, prof in profiled:
             if prof.get("error"):
                 lines.append(f"- {name}: {prof['error']}")

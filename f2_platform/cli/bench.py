@@ -97,7 +97,11 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
     "before the first stage that uses it; 0 skips it.",
 )
 @click.option("--partitions", type=int, default=None, help="Kafka partitions of a hermetic stack's topics.")
-@click.option("--profile", is_flag=True, help="Record py-spy profiles of the daemons in each measured window.")
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Profile each measured window: the daemons with py-spy, PostgreSQL's processes with perf (as root).",
+)
 @click.option("--force", is_flag=True, help="With --use-running-stack: skip records the daemons have not read.")
 def bench(
     duration: float,
