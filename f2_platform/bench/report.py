@@ -3,6 +3,7 @@ latency distribution)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ def _ratios(ratios: dict[str, float]) -> str:
     return ", ".join(f"{v:.2f}x {k}" for k, v in ratios.items()) or "-"
 
 
-def markdown(result: BenchResult) -> str:
+def markdown(result: BenchResult, charts: Sequence[str] = (THROUGHPUT_PNG, LATENCY_PNG)) -> str:
     mc = result.machine
     cfg = result.config
     lines = [
@@ -171,7 +172,7 @@ def markdown(result: BenchResult) -> str:
         lines += ["", "## Notes", ""] + [f"- {stage}: {note}" for stage, note in notes]
     lines += [
         "",
-        f"Charts: [{THROUGHPUT_PNG}]({THROUGHPUT_PNG}), [{LATENCY_PNG}]({LATENCY_PNG}); "
+        f"Charts: {', '.join(f'[{name}]({name})' for name in charts) or 'none'}; "
         f"everything in [{JSON_NAME}]({JSON_NAME}).",
         "",
     ]
@@ -270,10 +271,14 @@ def write_all(result: BenchResult, out_dir: Path) -> list[Path]:
     json_path = out_dir / JSON_NAME
     result.write_json(json_path)
     written.append(json_path)
+    charts = []
     for name, fn in ((THROUGHPUT_PNG, throughput_chart), (LATENCY_PNG, latency_chart)):
         if fn(result, out_dir / name):
             written.append(out_dir / name)
+            charts.append(name)
+        else:
+            (out_dir / name).unlink(missing_ok=True)  # an earlier run's chart would pass for this run's
     md_path = out_dir / MARKDOWN_NAME
-    md_path.write_text(markdown(result))
+    md_path.write_text(markdown(result, charts))
     written.append(md_path)
     return written

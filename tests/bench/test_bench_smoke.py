@@ -121,3 +121,4 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
     assert "cores" in table and "GB memory" in table
     for chart in (THROUGHPUT_PNG, LATENCY_PNG):
         assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"[{chart}]({chart})" in table
