@@ -49,7 +49,11 @@ WHERE decoded_data.value IS DISTINCT FROM EXCLUDED.value
 # row and logs the lock, then updates it; for the sink's batches it cost the database about 12 % more
 # (5.8 against 5.1 us per row, alternating batches of a 720,000-series portfolio). PostgreSQL 15's MERGE
 # raises a unique violation where another transaction inserted a new series first; the sink then runs
-# LATEST_SQL, which settles that race.
+# LATEST_SQL, which settles that race. The join must be a nested loop over the batch in key order
+# (LATEST_MERGE_PLAN): rows are then locked in the order LATEST_SQL locks them, so concurrent writers cannot
+# deadlock, and the plan stays one index probe per series however small latest_values was when the statement
+# was planned. A hash join planned while latest_values was small scans the whole table for every batch once
+# it has grown, until the next ANALYZE; in the bench's reference it halved the rows per second.
 LATEST_MERGE_SQL = """
 MERGE INTO latest_values
 USING (
@@ -64,6 +68,7 @@ WHEN NOT MATCHED THEN
     INSERT (device_id, datapoint_id, "timestamp", value)
     VALUES (batch.device_id, batch.datapoint_id, batch."timestamp", batch.value)
 """
+LATEST_MERGE_PLAN = ("SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off")
 LATEST_SQL = """
 INSERT INTO latest_values (device_id, datapoint_id, "timestamp", value)
 SELECT DISTINCT ON (device_id, datapoint_id) device_id, datapoint_id, "timestamp", value
@@ -99,7 +104,8 @@ def _load_extension() -> Callable[..., bytes | None] | None:
         from streaming import _copy_rows  # type: ignore[attr-defined]
     except ImportError:
         return None
-    function: Callable[..., bytes | None] = _copy_rows.copy_binary
+    # None, not an AttributeError at import, when a library built from an older source lacks the function.
+    function: Callable[..., bytes | None] | None = getattr(_copy_rows, "copy_binary", None)
     return function
 
 

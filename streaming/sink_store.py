@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import psycopg
 
-from streaming.sink_batch import COPY_BINARY_SQL, COPY_SQL, INSERT_SQL, LATEST_MERGE_SQL, LATEST_SQL, UPSERT_SQL
+from streaming.sink_batch import (
+    COPY_BINARY_SQL,
+    COPY_SQL,
+    INSERT_SQL,
+    LATEST_MERGE_PLAN,
+    LATEST_MERGE_SQL,
+    LATEST_SQL,
+    UPSERT_SQL,
+)
 
 
 def write_batch(db: psycopg.Connection, copy_data: bytes, binary: bool = False) -> bool:
@@ -31,6 +39,8 @@ def write_batch(db: psycopg.Connection, copy_data: bytes, binary: bool = False) 
             db.execute(UPSERT_SQL)
         try:
             with db.transaction():
+                for setting in LATEST_MERGE_PLAN:
+                    db.execute(setting)
                 db.execute(LATEST_MERGE_SQL)
         except psycopg.errors.UniqueViolation:
             db.execute(LATEST_SQL)

@@ -15,7 +15,16 @@ import pytest
 
 from f2_platform.settings import ConnectionSettings
 from streaming.records import encode_readings
-from streaming.sink_batch import COPY_BINARY_SQL, COPY_SQL, STAGING_DDL, copy_text, native_copy_binary, parse_record
+from streaming.sink_batch import (
+    COPY_BINARY_SQL,
+    COPY_SQL,
+    LATEST_MERGE_PLAN,
+    LATEST_MERGE_SQL,
+    STAGING_DDL,
+    copy_text,
+    native_copy_binary,
+    parse_record,
+)
 from streaming.sink_store import write_batch
 from streaming.topology import Reading
 
@@ -169,3 +178,28 @@ def test_native_binary_copy_data_is_stored(sink_db: psycopg.Connection) -> None:
     assert stored(sink_db, "decoded_data") == [(T0, DEVICE + 5, 1, 20.5), (T1, DEVICE + 5, 1, -0.0)]
     assert write_batch(sink_db, binary, binary=True) is True  # redelivered: the upsert path reads it too
     assert stored(sink_db, "latest_values") == [(T1, DEVICE + 5, 1, -0.0)]
+    # -0.0 == 0.0 in Python: the database's text of the values shows the sign was kept.
+    texts = sink_db.execute(
+        'SELECT value::text FROM decoded_data WHERE device_id = %s ORDER BY "timestamp"', (DEVICE + 5,)
+    ).fetchall()
+    sink_db.commit()
+    assert texts == [("20.5",), ("-0",)]
+
+
+def test_the_latest_values_merge_probes_the_key_once_per_series_in_key_order(sink_db: psycopg.Connection) -> None:
+    # A batch the planner knows to be large (analyzed) against the small latest_values of this test database:
+    # left to itself it hash-joins, scanning latest_values and locking its rows in the table's order. Under
+    # LATEST_MERGE_PLAN, as write_batch runs it, the merge walks the batch in key order, one probe per series.
+    rows = [(T0, DEVICE + 6 + i % 3, i, float(i)) for i in range(1, 6001)]
+    with sink_db.transaction(force_rollback=True):
+        with sink_db.cursor() as cur, cur.copy(COPY_SQL) as copy:
+            copy.write(copy_text(rows))
+        sink_db.execute("ANALYZE f2_sink_staging")
+        free = "\n".join(r[0] for r in sink_db.execute("EXPLAIN " + LATEST_MERGE_SQL).fetchall())
+        for setting in LATEST_MERGE_PLAN:
+            sink_db.execute(setting)
+        planned = "\n".join(r[0] for r in sink_db.execute("EXPLAIN " + LATEST_MERGE_SQL).fetchall())
+    assert "Hash" in free, free  # what the settings are for
+    assert "Hash" not in planned and "Merge Join" not in planned, planned
+    assert "Nested Loop" in planned and "Index Scan using latest_values_pkey" in planned, planned
+    assert "Sort Key: f2_sink_staging.device_id, f2_sink_staging.datapoint_id" in planned, planned
