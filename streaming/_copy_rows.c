@@ -18,7 +18,6 @@
 #include <string.h>
 
 #define STAMP_LEN 27      /* YYYY-MM-DDTHH:MM:SS.ffffffZ */
-#define MAX_ID_DIGITS 10  /* read_id takes 1 .. 2**31 - 1 */
 #define MAX_NUMBER_LEN 32 /* read_value takes shorter numbers only; repr of a double has at most 24 */
 /* COPY's binary format: a signature, flags and header extension length; per row a field count, then
  * each field's length and value (big-endian); a field count of -1 ends the data. */

@@ -203,7 +203,7 @@ class Portfolio:
     """Decoded rows of a large sensor portfolio: `sensors` devices with three datapoints each, reporting in
     turn, timestamps rising by `step_us` per frame (10,000 controllers x 24 sensors every 30 s is 125 us).
 
-    Every key of a sink batch is distinct, as in production, so the latest_values upsert does full work.
+    Every key of a sink batch is distinct, as in production, so the latest_values merge does full work.
     Device ids sit far above the registry's, so the rows never mix with real devices' readings.
     """
 

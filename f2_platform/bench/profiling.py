@@ -131,6 +131,8 @@ def finish_database(rec: Recording, command: str = "postgres", timeout: float = 
     if script.returncode != 0:
         return {"error": f"perf script failed: {script.stderr.strip()[-500:]}"}
     summary = summarise_perf(script.stdout)
+    if not summary["samples"]:
+        return {"error": f"perf recorded no samples of {command} (is the database on another host?)"}
     summary["file"] = str(rec.path)
     summary["tool"] = "perf"
     return summary
@@ -163,7 +165,8 @@ _PG_OUTER = frozenset(
 )
 
 
-_PERF_FRAME = re.compile(r"^\s*[0-9a-f]+ (?P<symbol>.*?)(?:\+0x[0-9a-f]+)? \((?P<dso>[^()]*)\)\s*$")
+# `address symbol (library)`; the library's path may hold parentheses itself ("... (deleted)").
+_PERF_FRAME = re.compile(r"^\s*[0-9a-f]+ (?P<symbol>.*?)(?:\+0x[0-9a-f]+)? \((?P<dso>.*)\)\s*$")
 UNNAMED = "[unknown]"
 
 

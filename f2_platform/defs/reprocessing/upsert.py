@@ -1,4 +1,4 @@
-"""Writes re-decoded readings the way the sink does (same staging table and upsert statements)."""
+"""Writes re-decoded readings the way the sink does: the same staging table, and the upserts it falls back to."""
 
 from __future__ import annotations
 
