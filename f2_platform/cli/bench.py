@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -25,6 +27,10 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
     if not levels or not all(0 < x <= 1.5 for x in levels):
         raise click.BadParameter("percentages between 1 and 150, e.g. 25,50,90")
     return levels
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()
@@ -150,7 +156,14 @@ def bench(
         config.validate()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    result = run_bench(config, say=lambda text: click.echo(text, err=True))
+    # SIGTERM stops a run like Ctrl-C: the stages stop their daemons and a hermetic stack is taken down (the
+    # default action would kill this process alone and leave the stack's services running).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run_bench(config, say=lambda text: click.echo(text, err=True))
+    except KeyboardInterrupt:
+        click.echo("f2 bench: interrupted; its daemons and stack are stopped, no results written", err=True)
+        raise SystemExit(130) from None
     click.echo(f"results: {output_dir / MARKDOWN_NAME} and {output_dir / JSON_NAME}", err=True)
     failed = [s.name for s in result.stages if s.error]
     unreconciled = [
