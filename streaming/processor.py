@@ -38,11 +38,14 @@ from streaming.payload import parse_payload, redact_reader_payload
 from streaming.records import dead_letter_headers, header
 from streaming.registry_store import RegistryListener, RegistryStore
 from streaming.settings import ProcessorSettings
-from streaming.supervisor import Watchdog
+from streaming.supervisor import Watchdog, restart_worker
 from streaming.topology_cache import TopologyCache, connect_redis
 
 log = logging.getLogger("f2.processor")
 DAEMON = "processor"
+# How long an unfinished abort may keep failing before the worker restarts with a fresh producer (a few of
+# the transaction timeouts librdkafka waits out per attempt).
+ABORT_GIVE_UP_S = 90.0
 
 
 class Outputs:
@@ -83,6 +86,8 @@ class Processor:
         # An abort that timed out is still in progress in librdkafka: it must be resumed (called again)
         # before any other transactional call, which would otherwise fail with "Conflicting abort_transaction".
         self._abort_pending = False
+        # When the first attempt of a still unfinished abort failed (monotonic seconds; 0: none failing).
+        self._abort_failing_since = 0.0
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
 
@@ -289,16 +294,29 @@ class Processor:
             log.warning("aborting the transaction failed (%s); it is resumed before the next batch", exc)
 
     def _resume_abort(self) -> None:
-        """Abort the open transaction, or finish an abort that timed out; KafkaException while it cannot."""
+        """Abort the open transaction, or finish an abort that timed out; KafkaException while it cannot.
+
+        An abort that still fails ABORT_GIVE_UP_S after its first attempt will not finish: after a broker
+        restart librdkafka can keep answering "retry call to resume" for good. The worker then exits for a
+        restart: the fresh producer's init_transactions fences this one and aborts its transaction on the
+        broker, and the records are read again from the committed offsets.
+        """
         assert self.producer is not None
         try:
             with self.watchdog.guard("abort_transaction", 60):
                 self.producer.abort_transaction(30)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._STATE:
+                now = time.monotonic()
+                self._abort_failing_since = self._abort_failing_since or now
+                if now - self._abort_failing_since >= ABORT_GIVE_UP_S:
+                    restart_worker(
+                        f"aborting the transaction has failed for {now - self._abort_failing_since:.0f} s ({exc})"
+                    )
                 raise
             # No transaction left to abort (the abort completed meanwhile): nothing to resume.
         self._abort_pending = False
+        self._abort_failing_since = 0.0
 
     def _rewind(self, records: list[Message]) -> None:
         assert self.consumer is not None
