@@ -59,8 +59,9 @@ class Batch:
     # The rows of the well-formed records; None while the batch was only formatted natively (every record is
     # then well-formed, and the rows are parsed only to bisect a batch the database refuses).
     rows: list[tuple[Message, Row]] | None = None
-    copy_data: bytes = b""  # the rows as COPY data, formatted before the writer takes the batch
-    binary: bool = False  # copy_data is COPY binary data (formatted natively), not text
+    # The rows as COPY data, formatted before the writer takes the batch: binary while rows is None (formatted
+    # natively), text once parsed.
+    copy_data: bytes = b""
     started: float = field(default_factory=time.perf_counter)
 
     @staticmethod
@@ -70,7 +71,7 @@ class Batch:
         if copy_data is None:
             batch.parse()
         else:
-            batch.copy_data, batch.binary = copy_data, True
+            batch.copy_data = copy_data
         return batch
 
     def parse(self) -> list[tuple[Message, Row]]:
@@ -84,7 +85,7 @@ class Batch:
             except RecordError as exc:
                 self.dead.append((m, str(exc)))
         self.rows = rows
-        self.copy_data, self.binary = copy_text(row for _, row in rows), False
+        self.copy_data = copy_text(row for _, row in rows)
         return rows
 
     def sample_timestamps(self, count: int) -> list[str]:
@@ -327,7 +328,7 @@ class Sink:
         if batch.rows is not None:
             return self._store(batch.rows, batch.copy_data)
         try:
-            self._write_copy(batch.copy_data, batch.binary)
+            self._write_copy(batch.copy_data, binary=True)
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             # Formatted natively, so every record parses: its rows are needed only now, to find those refused.

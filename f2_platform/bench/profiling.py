@@ -78,16 +78,22 @@ def start(
     return Recording(name, path, proc)
 
 
-def finish(rec: Recording, timeout: float = 60) -> dict[str, Any]:
-    if rec.tool == "perf":
-        return finish_database(rec)
+def _wait(rec: Recording, timeout: float) -> bytes:
+    """The recorder's standard error once it has exited (killed after `timeout` seconds)."""
     try:
         _, err = rec.proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         rec.proc.kill()
         _, err = rec.proc.communicate()
+    return err or b""
+
+
+def finish(rec: Recording, timeout: float = 60) -> dict[str, Any]:
+    if rec.tool == "perf":
+        return finish_database(rec)
+    err = _wait(rec, timeout)
     if not rec.path.exists():
-        return {"error": (err or b"").decode(errors="replace").strip()[-500:] or "py-spy wrote no profile"}
+        return {"error": err.decode(errors="replace").strip()[-500:] or "py-spy wrote no profile"}
     summary = summarise(rec.path.read_text(errors="replace"))
     summary["file"] = str(rec.path)
     return summary
@@ -112,14 +118,10 @@ def start_database(name: str, seconds: float, out_dir: Path, rate_hz: int = 100)
 
 def finish_database(rec: Recording, command: str = "postgres", timeout: float = 120) -> dict[str, Any]:
     """The summary of `command`'s samples in a perf recording."""
-    try:
-        _, err = rec.proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        rec.proc.kill()
-        _, err = rec.proc.communicate()
+    err = _wait(rec, timeout)
     exe = perf()
     if exe is None or not rec.path.exists() or rec.proc.returncode != 0:
-        return {"error": (err or b"").decode(errors="replace").strip()[-500:] or "perf wrote no profile"}
+        return {"error": err.decode(errors="replace").strip()[-500:] or "perf wrote no profile"}
     script = subprocess.run(
         [exe, "script", "--input", str(rec.path), "--comms", command, "--fields", "comm,ip,sym,dso"],
         capture_output=True,
