@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from f2_platform.settings import REPO_ROOT, ConnectionSettings
+from f2_platform.settings import REPO_ROOT
+from streaming.settings import ConnectionSettings
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 

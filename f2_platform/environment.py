@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from f2_platform.settings import ConnectionSettings, DagsterSettings
+from f2_platform.settings import DagsterSettings
+from streaming.settings import ConnectionSettings
 
 Environment = Literal["local", "ci", "prod"]
 

@@ -13,8 +13,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streaming.settings import DEFAULT_STATE_DIR
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE_DIR = Path("/var/lib/f2")
 
 
 class StackSettings(BaseSettings):
@@ -35,42 +36,6 @@ class StackSettings(BaseSettings):
     kafka_libs: Path = REPO_ROOT / ".cache" / "kafka" / "libs"
     kafka_heap: str = "512m"
     kafka_partitions: int = 6
-
-
-class ConnectionSettings(BaseSettings):
-    """Endpoints and credentials of the four external systems, as `f2 stack env` exports them."""
-
-    model_config = SettingsConfigDict(env_prefix="F2_", extra="ignore")
-
-    state_dir: Path = DEFAULT_STATE_DIR
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 11883
-    mqtt_username: str | None = None
-    mqtt_password: str | None = None
-    mqtt_tls_port: int = 18883
-    ca_cert: Path | None = None
-    kafka_bootstrap_servers: str = "127.0.0.1:19092"
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
-    timeseries_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
-    registry_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
-    redis_url: str = "redis://127.0.0.1:16379/0"
-
-    def kafka_config(self) -> dict[str, str]:
-        """librdkafka client properties for these settings (security included)."""
-        conf = {
-            "bootstrap.servers": self.kafka_bootstrap_servers,
-            "security.protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username is not None:
-            conf["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password is not None:
-            conf["sasl.password"] = self.kafka_sasl_password
-        return conf
 
 
 class DagsterSettings(BaseSettings):

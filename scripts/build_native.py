@@ -1,5 +1,5 @@
 """Compile the daemons' native hot paths next to their sources: the processor's frame decoder
-(streaming/_frame_records.c) and the sink's COPY formatter (streaming/_copy_rows.c).
+(streaming/decoding/_frame_records.c) and the sink's COPY formatter (streaming/sink/_copy_rows.c).
 
 Run by scripts/provision.sh (so `make demo` and `make test` build them) and by deploy/Dockerfile. Rebuilds a
 library only when its source, this script or the interpreter changed; writes to a temporary file and renames
@@ -21,14 +21,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("_frame_records", "_copy_rows")
+MODULES = ("streaming/decoding/_frame_records", "streaming/sink/_copy_rows")
 FLAGS = ["-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing", "-std=c11"]
 
 
 class Extension:
     def __init__(self, module: str) -> None:
-        self.source = ROOT / "streaming" / f"{module}.c"
-        self.target = ROOT / "streaming" / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
+        self.source = ROOT / f"{module}.c"
+        self.target = ROOT / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
         self.stamp = self.target.with_name(self.target.name + ".sha256")
         self.name = str(self.target.relative_to(ROOT))
 

@@ -19,14 +19,13 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from f2_platform.settings import ConnectionSettings
-from streaming import topics
-from streaming.metrics import CONNECTED, ERRORS, MESSAGES_IN, MESSAGES_OUT
-from streaming.mqtt_session import MqttSession, SessionOptions
-from streaming.mqtt_topic import mac_from_topic
-from streaming.mqtt_wire import Publish
-from streaming.settings import BridgeSettings
-from streaming.supervisor import restart_worker
+from streaming.kafka import topics
+from streaming.mqtt.session import MqttSession, SessionOptions
+from streaming.mqtt.topic import mac_from_topic
+from streaming.mqtt.wire import Publish
+from streaming.runtime.metrics import CONNECTED, ERRORS, MESSAGES_IN, MESSAGES_OUT
+from streaming.runtime.supervisor import restart_worker
+from streaming.settings import BridgeSettings, ConnectionSettings
 
 log = logging.getLogger("f2.bridge")
 DAEMON = "bridge"
@@ -280,12 +279,11 @@ class Bridge:
 
 
 def main() -> int:
-    from f2_platform.connections import resolve_connections
-    from streaming.runloop import configure_logging, run
+    from streaming.runtime.runloop import configure_logging, run
 
     configure_logging(DAEMON)
     settings = BridgeSettings()
-    return run(Bridge(resolve_connections(), settings), settings.metrics_port)
+    return run(Bridge(ConnectionSettings(), settings), settings.metrics_port)
 
 
 if __name__ == "__main__":

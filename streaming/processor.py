@@ -17,13 +17,15 @@ from contextlib import ExitStack
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Gauge
 
-from f2_platform.settings import ConnectionSettings
-from streaming import topics
+from streaming.decoding.native import NATIVE, frame_records
+from streaming.decoding.record import dead_letter_value, resolve_record
+from streaming.decoding.topology_cache import TopologyCache, connect_redis
+from streaming.decoding.topology_store import RegistryListener, RegistryStore
 from streaming.errors import DecodeError, TransientError
-from streaming.frame_records import NATIVE, frame_records
-from streaming.kafka_records import Headers, coordinates, first_offsets, next_offsets
-from streaming.lag import record_lag
-from streaming.metrics import (
+from streaming.kafka import topics
+from streaming.kafka.lag import record_lag
+from streaming.kafka.records import Headers, coordinates, dead_letter_headers, first_offsets, header, next_offsets
+from streaming.runtime.metrics import (
     BATCH_SECONDS,
     BATCH_SIZE,
     CONTROLLER_LAST_SEEN,
@@ -33,13 +35,8 @@ from streaming.metrics import (
     MESSAGES_IN,
     MESSAGES_OUT,
 )
-from streaming.mqtt_topic import parse_topic
-from streaming.payload import parse_payload, redact_reader_payload
-from streaming.records import dead_letter_headers, header
-from streaming.registry_store import RegistryListener, RegistryStore
-from streaming.settings import ProcessorSettings
-from streaming.supervisor import Watchdog, restart_worker
-from streaming.topology_cache import TopologyCache, connect_redis
+from streaming.runtime.supervisor import Watchdog, restart_worker
+from streaming.settings import ConnectionSettings, ProcessorSettings
 
 log = logging.getLogger("f2.processor")
 DAEMON = "processor"
@@ -90,6 +87,7 @@ class Processor:
         self._abort_failing_since = 0.0
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
+        self._ignored_readers = IGNORED.labels(DAEMON, "reader")
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
@@ -225,6 +223,8 @@ class Processor:
         last_seen_at = self._last_seen_at
         max_bytes = self.settings.max_payload_bytes
         readings = out.readings
+        lookup = self.cache.get
+        ignored = self._ignored_readers
         for record in records:
             value = record.value() or b""
             key = record.key()
@@ -233,29 +233,14 @@ class Processor:
                 self._last_seen(key).set(seen_at)
             mqtt_topic = _mqtt_topic(record.headers())
             try:
-                if mqtt_topic is None:
-                    raise DecodeError(
-                        "bad-topic",
-                        "the raw record has no f2.mqtt.topic header; only the bridge should write to f2.raw",
-                    )
-                topic = parse_topic(mqtt_topic)
-                if topic.is_reader:
-                    IGNORED.labels(DAEMON, "reader").inc()
+                resolved = resolve_record(mqtt_topic, value, lookup, max_bytes)
+                if resolved is None:
+                    ignored.inc()
                     continue
-                payload = parse_payload(value, max_bytes)
-                controller = self.cache.get(topic.mac)
-                if controller is None:
-                    raise DecodeError(
-                        "unknown-controller", f"controller {topic.mac} is not in the registry; register it first"
-                    )
-                device = controller.resolve(topic.connector, topic.position)
-                readings.extend(frame_records(topic, payload, device))
+                readings.extend(frame_records(*resolved))
             except DecodeError as exc:
-                dead_value = value
-                if mqtt_topic is not None and _looks_like_reader(mqtt_topic):
-                    dead_value = redact_reader_payload(value)
                 headers = dead_letter_headers(exc.reason, exc.detail, *coordinates(record), mqtt_topic)
-                out.dead.append((record.key(), dead_value, headers, exc.reason))
+                out.dead.append((key, dead_letter_value(mqtt_topic, value), headers, exc.reason))
         return out
 
     def _last_seen(self, key: bytes) -> Gauge:
@@ -359,18 +344,12 @@ def _mqtt_topic(headers: Headers | dict[str, str | bytes | None] | None) -> str 
     return header(headers, topics.H_MQTT_TOPIC)
 
 
-def _looks_like_reader(mqtt_topic: str) -> bool:
-    last = mqtt_topic.rsplit("/", 1)[-1]
-    return last.startswith("reader")
-
-
 def main() -> int:
-    from f2_platform.connections import resolve_connections
-    from streaming.runloop import configure_logging, run
+    from streaming.runtime.runloop import configure_logging, run
 
     configure_logging(DAEMON)
     settings = ProcessorSettings()
-    return run(Processor(resolve_connections(), settings), settings.metrics_port)
+    return run(Processor(ConnectionSettings(), settings), settings.metrics_port)
 
 
 if __name__ == "__main__":

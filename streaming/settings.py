@@ -1,14 +1,63 @@
-"""Per-daemon settings (prefix F2_<DAEMON>_); the shared endpoints come from f2_platform.settings."""
+"""Typed settings of the streaming daemons: the only readers of their environment variables.
+
+`ConnectionSettings` holds the endpoints of the four external systems (names in docs/contracts.md); each
+daemon has its own class (prefix F2_<DAEMON>_). A daemon reads only the environment: the local-stack
+fallback lives in the `f2` CLI, which passes the resolved settings into each daemon's environment.
+"""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
-from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HOST = socket.gethostname()
+DEFAULT_STATE_DIR = Path("/var/lib/f2")
+
+
+class ConnectionSettings(BaseSettings):
+    """Endpoints and credentials of the four external systems, as `f2 stack env` exports them."""
+
+    model_config = SettingsConfigDict(env_prefix="F2_", extra="ignore")
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 11883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_tls_port: int = 18883
+    ca_cert: Path | None = None
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    timeseries_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
+    registry_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables they are read from (for a daemon's worker process)."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                out[f"F2_{name.upper()}"] = str(value)
+        return out
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka client properties for these settings (security included)."""
+        conf = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            conf["sasl.password"] = self.kafka_sasl_password
+        return conf
 
 
 class BridgeSettings(BaseSettings):
@@ -62,13 +111,3 @@ class SinkSettings(BaseSettings):
     metrics_port: int = 9103
     # Least privilege: a role that can only insert and update readings (falls back to F2_TIMESERIES_DSN).
     timeseries_dsn: str | None = None
-
-
-class SimulatorSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="F2_SIMULATOR_", extra="ignore")
-
-    # Devices connect like real controllers: mTLS on the device listener with enrolled certificates.
-    # "internal" uses the password-protected internal listener instead (tools and load tests).
-    transport: str = "tls"
-    enroll_url: str | None = Field(default=None, validation_alias="F2_ENROLL_URL")
-    devices_dir: Path | None = None

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from f2_platform.settings import ConnectionSettings
 from f2_platform.stack.hermetic import hermetic_stack_settings, make_state_dir, stack_environment
 from f2_platform.stack.manager import Stack
+from streaming.settings import ConnectionSettings
 
 REPO = Path(__file__).resolve().parents[1]
 

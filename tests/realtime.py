@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from f2_platform.settings import ConnectionSettings
+from streaming.settings import ConnectionSettings
 
 F2 = str(Path(sys.executable).parent / "f2")
 

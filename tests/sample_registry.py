@@ -6,7 +6,7 @@ ids follow the order of DOMAIN.md's table.
 
 from __future__ import annotations
 
-from streaming.topology import FRAME_CHECK_MODBUS_CRC, FRAME_CHECK_NONE, Datapoint, WiredDevice
+from streaming.decoding.topology import FRAME_CHECK_MODBUS_CRC, FRAME_CHECK_NONE, Datapoint, WiredDevice
 
 ENV_S1: tuple[Datapoint, ...] = (
     Datapoint(101, "Temperature", "Int16", 3, 2, 2, "°C", -40.0, 85.0),

@@ -42,8 +42,8 @@ def main() -> int:
     from confluent_kafka.admin import AdminClient
 
     from f2_platform.db.migrations import migrate
-    from f2_platform.settings import ConnectionSettings
-    from streaming.topics import ensure_topics
+    from streaming.kafka.topics import ensure_topics
+    from streaming.settings import ConnectionSettings
 
     conn = ConnectionSettings()
     timeout = float(os.environ.get("F2_INIT_WAIT_S", "180"))

@@ -30,18 +30,49 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = certs_context()
 
 
+# Development tools that live beside the product in a source checkout (`simulator/`, `bench/`) and are not in
+# the wheel or the image: their commands are loaded by name when present, so the product never imports them.
+DEV_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("simulate", "simulator.cli", "simulate"),
+    ("bench", "bench.cli", "bench"),
+)
+
+
+def _dev_command(name: str, module: str, attribute: str) -> click.Command:
+    import importlib
+
+    try:
+        command = getattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as exc:
+        if exc.name != module.split(".")[0]:
+            raise
+
+        @click.command(name=name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+        def missing() -> None:
+            raise F2Error(
+                f"`f2 {name}` is a development tool: it runs from a source checkout of the platform "
+                f"(make demo / make test install it), not from this installation, which lacks the {module!r} package"
+            )
+
+        missing.help = f"(development tool, not installed here: needs a source checkout with {module})"
+        return missing
+    assert isinstance(command, click.Command)
+    return command
+
+
 def _register() -> None:
     from certs.cli import certs_group
-    from f2_platform.cli.bench import bench
-    from f2_platform.cli.daemons import bridge, processor, simulate, sink
+    from f2_platform.cli.daemons import bridge, processor, sink
     from f2_platform.cli.dagster import dagster_group
     from f2_platform.cli.db import db
     from f2_platform.cli.demo import demo
     from f2_platform.cli.report import report
     from f2_platform.cli.stack import stack
 
-    for command in (stack, db, certs_group, bridge, processor, sink, simulate, demo, dagster_group, report, bench):
+    for command in (stack, db, certs_group, bridge, processor, sink, demo, dagster_group, report):
         cli.add_command(command)
+    for name, module, attribute in DEV_COMMANDS:
+        cli.add_command(_dev_command(name, module, attribute), name)
 
 
 _register()

@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from confluent_kafka import TopicPartition
 
 from f2_platform.defs.resources import KafkaAdminResource
-from streaming import topics
-from streaming.kafka_records import Headers, coordinates
-from streaming.records import header
+from streaming.kafka import topics
+from streaming.kafka.records import Headers, coordinates, header
 
 UNKNOWN_REASON = "unknown"
 _MAC = re.compile(r"^[0-9a-f]{12}$")

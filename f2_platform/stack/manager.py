@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from f2_platform.settings import ConnectionSettings, StackSettings
+from f2_platform.settings import StackSettings
 from f2_platform.stack.layout import StackLayout
 from f2_platform.stack.services import (
     KAFKA_CLIENT_USER,
@@ -20,6 +20,7 @@ from f2_platform.stack.services import (
     Service,
     ServiceStatus,
 )
+from streaming.settings import ConnectionSettings
 
 Say = Callable[[str], None]
 
@@ -50,7 +51,7 @@ class Stack:
             say(f"{service.name}: starting on {self.settings.host}:{service.port} ...")
             service.start()
             say(f"{service.name}: answering (pid {service.pid()})")
-        from streaming.topics import ensure_topics
+        from streaming.kafka.topics import ensure_topics
 
         created = ensure_topics(self.env_settings().kafka_config(), self.settings.kafka_partitions)
         if created:

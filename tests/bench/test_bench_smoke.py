@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from f2_platform.bench.config import ALL_STAGES, BenchConfig
-from f2_platform.bench.report import JSON_NAME, LATENCY_PNG, MARKDOWN_NAME, THROUGHPUT_PNG
-from f2_platform.bench.runner import run_bench
+from bench.config import ALL_STAGES, BenchConfig
+from bench.report import JSON_NAME, LATENCY_PNG, MARKDOWN_NAME, THROUGHPUT_PNG
+from bench.runner import run_bench
 
 pytestmark = [pytest.mark.integration]
 

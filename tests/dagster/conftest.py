@@ -16,7 +16,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from f2_platform.settings import ConnectionSettings
+from streaming.settings import ConnectionSettings
 
 
 @pytest.fixture(scope="module")

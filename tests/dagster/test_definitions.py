@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from f2_platform.dagster_home import WORKSPACE, connection_environment, instance_config, prepare_dagster_home
-from f2_platform.settings import REPO_ROOT, ConnectionSettings
+from f2_platform.settings import REPO_ROOT
+from streaming.settings import ConnectionSettings
 
 # The asset graph other concerns (data quality, analytics) rely on: key -> (group, upstream keys).
 ASSET_GRAPH = {

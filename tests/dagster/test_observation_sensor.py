@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from f2_platform.defs.streaming_observability.observation_sensor import streaming_observation_sensor
-from streaming import topics
+from streaming.kafka import topics
 from tests.dagster.conftest import cursor_of, evaluate, insert_readings, sensor_context
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,14 @@ from confluent_kafka import Producer
 
 from f2_platform.defs.reprocessing.followup_sensor import reprocess_followup_sensor
 from f2_platform.registry.seed import seed_sample
-from streaming import topics
-from streaming.frame_decoder import encode_frame, format_hex
-from streaming.mqtt_topic import build_topic
-from streaming.records import rfc3339_from_us
-from streaming.registry_store import RegistryStore
-from streaming.simulator import device_time
-from streaming.topology import WiredDevice
+from simulator.frames import encode_frame
+from simulator.run import device_time
+from streaming.decoding.decoded_format import rfc3339_from_us
+from streaming.decoding.hex import format_hex
+from streaming.decoding.topology import WiredDevice
+from streaming.decoding.topology_store import RegistryStore
+from streaming.kafka import topics
+from streaming.mqtt.topic import build_topic
 from tests.dagster.conftest import (
     Reading,
     assert_matches,
@@ -84,7 +85,7 @@ def test_decimals_fix_corrects_the_chosen_window_only(migrated, ts, code_locatio
                     "Humidity": raw["Humidity"] / 100,
                     "CO2": float(raw["CO2"]),
                 }
-                frame = encode_frame(values, device)
+                frame = encode_frame(values, device.datapoints)
                 payload = json.dumps({"timestamp": device_time(micros(at)), "data": format_hex(frame)}).encode()
                 received = at + timedelta(seconds=1)
                 producer.produce(

@@ -35,7 +35,7 @@ def exported_metric_names() -> frozenset[str]:
     """Every series name streaming/metrics.py can export (counters' _total, histograms' _bucket...), and the
     certificate-expiry gauge the enrollment service exports (certs/metrics.py)."""
     from certs.metrics import METRIC as CERTIFICATE_EXPIRY
-    from streaming.metrics import REGISTRY
+    from streaming.runtime.metrics import REGISTRY
 
     return frozenset(REGISTRY._names_to_collectors) | {CERTIFICATE_EXPIRY}
 
@@ -92,8 +92,8 @@ def setting_names() -> frozenset[str]:
     from pydantic_settings import BaseSettings
 
     from certs.settings import EnrollSettings
-    from f2_platform.settings import ConnectionSettings, DagsterSettings, StackSettings
-    from streaming.settings import BridgeSettings, ProcessorSettings, SinkSettings
+    from f2_platform.settings import DagsterSettings, StackSettings
+    from streaming.settings import BridgeSettings, ConnectionSettings, ProcessorSettings, SinkSettings
 
     names = {
         "F2_LOG_LEVEL",

@@ -304,7 +304,7 @@ def test_redis_users_have_only_their_rights(secrets_dir: Path, redis_port: int) 
 
 # --- PostgreSQL: grants.sql, in a transaction that is rolled back -------------------------------------------
 def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
-    from streaming.sink_batch import LATEST_MERGE_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL
+    from streaming.sink.sql import LATEST_MERGE_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL
 
     grants = (DEPLOY.parent / "sql" / "grants.sql").read_text()
     with psycopg.connect(migrated.timeseries_dsn) as conn:
@@ -545,7 +545,7 @@ def test_compose_database_bootstrap_roles_migrations_grants(
     then each role logs in with its bootstrap password and has exactly its rights."""
     import sys
 
-    from streaming.sink_batch import LATEST_SQL, STAGING_DDL, UPSERT_SQL
+    from streaming.sink.sql import LATEST_SQL, STAGING_DDL, UPSERT_SQL
     from tests.pipeline import env_without_proxy
 
     port = compose_postgres

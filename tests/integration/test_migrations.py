@@ -17,7 +17,7 @@ from psycopg import sql
 
 from f2_platform.db.migrations import migrate
 from f2_platform.errors import MigrationError
-from f2_platform.settings import ConnectionSettings
+from streaming.settings import ConnectionSettings
 
 pytestmark = pytest.mark.integration
 

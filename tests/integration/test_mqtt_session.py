@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from f2_platform.settings import ConnectionSettings
-from streaming.mqtt_session import MqttSession, SessionOptions
-from streaming.mqtt_wire import Publish
+from streaming.mqtt.session import MqttSession, SessionOptions
+from streaming.mqtt.wire import Publish
+from streaming.settings import ConnectionSettings
 from tests.realtime import publish
 
 TOPIC = "tele/f2-00000000fee1/c1/p1/sensor-1"

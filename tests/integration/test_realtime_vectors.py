@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from f2_platform.settings import ConnectionSettings
-from streaming import topics
+from streaming.kafka import topics
+from streaming.settings import ConnectionSettings
 from tests.realtime import TopicReader, publish, wait_for
 from tests.unit.test_decoder_vectors import CASES, MISSING
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from f2_platform.settings import ConnectionSettings
 from f2_platform.stack.manager import Stack
+from streaming.settings import ConnectionSettings
 from tests.realtime import simulate, wait_reconciled
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from f2_platform.settings import ConnectionSettings
+from streaming.settings import ConnectionSettings
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from f2_platform.settings import ConnectionSettings
+from streaming.settings import ConnectionSettings
 from tests.realtime import publish, wait_for
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.authority import CertificateAuthority
-from f2_platform.settings import ConnectionSettings
 from f2_platform.stack.manager import Stack
-from streaming import topics
+from streaming.kafka import topics
+from streaming.settings import ConnectionSettings
 from tests.realtime import TopicReader, publish, wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from f2_platform.settings import ConnectionSettings
-from streaming import topics
+from streaming.kafka import topics
+from streaming.settings import ConnectionSettings
 from tests.realtime import TopicReader, wait_for
 
 pytestmark = pytest.mark.integration

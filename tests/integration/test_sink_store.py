@@ -13,20 +13,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from f2_platform.settings import ConnectionSettings
-from streaming.records import encode_readings
-from streaming.sink_batch import (
-    COPY_BINARY_SQL,
-    COPY_SQL,
-    LATEST_MERGE_PLAN,
-    LATEST_MERGE_SQL,
-    STAGING_DDL,
-    copy_text,
-    native_copy_binary,
-    parse_record,
-)
-from streaming.sink_store import write_batch
-from streaming.topology import Reading
+from streaming.decoding.decoded_format import encode_readings
+from streaming.decoding.topology import Reading
+from streaming.settings import ConnectionSettings
+from streaming.sink.rows import copy_text, native_copy_binary, parse_record
+from streaming.sink.sql import COPY_BINARY_SQL, COPY_SQL, LATEST_MERGE_PLAN, LATEST_MERGE_SQL, STAGING_DDL
+from streaming.sink.writer import write_batch
 
 DEVICE = 7_000_001
 T0, T1 = "2026-03-01T10:00:00Z", "2026-03-01T10:00:30Z"

@@ -26,9 +26,9 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from f2_platform.settings import ConnectionSettings
 from f2_platform.stack.hermetic import make_state_dir
 from f2_platform.stack.process import free_port, port_is_free
+from streaming.settings import ConnectionSettings
 
 pytestmark = pytest.mark.integration
 

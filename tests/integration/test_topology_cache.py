@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from f2_platform.settings import ConnectionSettings
-from streaming.metrics import REGISTRY
-from streaming.registry_store import RegistryStore
-from streaming.topology import ControllerTopology
-from streaming.topology_cache import TopologyCache, connect_redis
+from streaming.decoding.topology import ControllerTopology
+from streaming.decoding.topology_cache import TopologyCache, connect_redis
+from streaming.decoding.topology_store import RegistryStore
+from streaming.runtime.metrics import REGISTRY
+from streaming.settings import ConnectionSettings
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from confluent_kafka import Producer
 
 from f2_platform.registry.sample import TEMPLATES, WiringSpec
 from f2_platform.registry.seed import upsert_controller, upsert_device_types, upsert_templates, wire
-from f2_platform.settings import ConnectionSettings
-from streaming import topics
+from streaming.kafka import topics
+from streaming.settings import ConnectionSettings
 from tests.quality import seed as s
 
 

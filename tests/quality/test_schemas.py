@@ -13,7 +13,7 @@ from f2_platform.quality import checks as c
 from f2_platform.quality.deadletters import controller_of
 from f2_platform.quality.settings import DbtSettings, QualitySettings
 from f2_platform.quality.window import CheckWindow
-from streaming.kafka_records import Headers
+from streaming.kafka.records import Headers
 
 NOW = datetime(2025, 6, 2, 0, 30, tzinfo=UTC)
 T0 = datetime(2025, 6, 1, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from f2_platform.bench.profiling import perf_stacks, summarise, summarise_perf
+from bench.profiling import perf_stacks, summarise, summarise_perf
 
 # `perf script --fields comm,ip,sym,dso` of three samples, innermost frame first (as perf writes them).
 PERF_SCRIPT = """\

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streaming import sink_batch
-from streaming.records import encode_readings
-from streaming.sink_batch import RecordError, copy_text, native_copy_binary, parse_record
-from streaming.topology import Reading
+from streaming.decoding.decoded_format import encode_readings
+from streaming.decoding.topology import Reading
+from streaming.sink import rows as sink_batch
+from streaming.sink.rows import RecordError, copy_text, native_copy_binary, parse_record
 
 TS = 1_772_359_200_000_042  # 2026-03-01T10:00:00.000042Z
 HEAD = b'{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 7, "datapoint_id": '
@@ -220,7 +220,7 @@ def test_mutated_records_are_never_taken_when_the_pure_path_refuses_or_differs()
 
 
 def test_the_benchs_reference_writes_the_bytes_the_sink_writes_for_its_portfolio() -> None:
-    from f2_platform.bench.fleet import Portfolio
+    from bench.fleet import Portfolio
 
     portfolio = Portfolio(first_device_id=50_000_000, base_us=TS, sensors=1000)
     data, rows = portfolio.copy_binary(990, 30)  # frames wrap around to the first sensor

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from streaming.decoder import decode_message
+from streaming.decoding.message import decode_message
+from streaming.decoding.payload import Payload, parse_payload
+from streaming.decoding.topology import Reading, WiredDevice
 from streaming.errors import DecodeError
-from streaming.mqtt_topic import MqttTopic, parse_topic
-from streaming.payload import Payload, parse_payload
-from streaming.topology import Reading, WiredDevice
+from streaming.mqtt.topic import MqttTopic, parse_topic
 from tests.sample_registry import DEVICES_BY_NAME, TOPOLOGY, label_of
 
 MAX_PAYLOAD_BYTES = 64 * 1024

@@ -5,17 +5,11 @@ import random
 
 import pytest
 
+from simulator.frames import encode_frame
+from streaming.decoding.frames import FrameLayout, decode_frame, decode_status, modbus_crc16
+from streaming.decoding.hex import format_hex, parse_hex
+from streaming.decoding.topology import FRAME_CHECK_MODBUS_CRC, FRAME_CHECK_NONE, Datapoint, Reading, WiredDevice
 from streaming.errors import DecodeError
-from streaming.frame_decoder import (
-    FrameLayout,
-    decode_frame,
-    decode_status,
-    encode_frame,
-    format_hex,
-    modbus_crc16,
-    parse_hex,
-)
-from streaming.topology import FRAME_CHECK_MODBUS_CRC, FRAME_CHECK_NONE, Datapoint, Reading, WiredDevice
 from tests.sample_registry import DEVICES_BY_NAME, label_of
 
 TS = 1_772_359_200_000_000
@@ -415,12 +409,12 @@ def test_status_does_not_read_frame_datapoints() -> None:
 
 
 def test_encode_frame_builds_the_hand_computed_frame() -> None:
-    frame = encode_frame({"Temperature": 21.05, "Humidity": 50.0, "CO2": 800.0}, ENV)
+    frame = encode_frame({"Temperature": 21.05, "Humidity": 50.0, "CO2": 800.0}, ENV.datapoints)
     assert frame == with_crc(bytes.fromhex("01 03 06 08 39 13 88 03 20"))
 
 
 def test_encode_frame_uses_the_slave_address() -> None:
-    frame = encode_frame({"Temperature": 0.0, "Humidity": 0.0, "CO2": 0.0}, ENV, slave=0x11)
+    frame = encode_frame({"Temperature": 0.0, "Humidity": 0.0, "CO2": 0.0}, ENV.datapoints, slave=0x11)
     assert frame[0] == 0x11
     assert frame[1] == 0x03 and frame[2] == 6
 
@@ -437,7 +431,7 @@ def test_encode_frame_uses_the_slave_address() -> None:
     ],
 )
 def test_encode_then_decode_round_trips(device_: WiredDevice, readings_in: dict[str, float]) -> None:
-    frame = encode_frame(readings_in, device_)
+    frame = encode_frame(readings_in, device_.datapoints)
     decoded = by_label(device_, decode_frame(frame, device_, TS))
     assert decoded.keys() == readings_in.keys()
     for label, value in readings_in.items():
@@ -453,20 +447,20 @@ def test_encode_then_decode_round_trips_random_values() -> None:
             "Power": rng.randrange(-(2**31), 2**31) / 10,
             "Energy": rng.randrange(0, 2**32) / 1000,
         }
-        decoded = by_label(POWER, decode_frame(encode_frame(sent, POWER), POWER, TS))
+        decoded = by_label(POWER, decode_frame(encode_frame(sent, POWER.datapoints), POWER, TS))
         for label, value in sent.items():
             assert abs(decoded[label] - value) <= 1e-9 * max(1.0, abs(value))
 
 
 def test_encode_rejects_a_value_the_encoding_cannot_hold() -> None:
     with pytest.raises(ValueError, match="Temperature"):
-        encode_frame({"Temperature": 400.0, "Humidity": 0.0, "CO2": 0.0}, ENV)
+        encode_frame({"Temperature": 400.0, "Humidity": 0.0, "CO2": 0.0}, ENV.datapoints)
     with pytest.raises(ValueError, match="CO2"):
-        encode_frame({"Temperature": 0.0, "Humidity": 0.0, "CO2": -1.0}, ENV)
+        encode_frame({"Temperature": 0.0, "Humidity": 0.0, "CO2": -1.0}, ENV.datapoints)
     with pytest.raises(ValueError, match="CO2"):
-        encode_frame({"Temperature": 0.0, "Humidity": 0.0, "CO2": math.nan}, ENV)
+        encode_frame({"Temperature": 0.0, "Humidity": 0.0, "CO2": math.nan}, ENV.datapoints)
 
 
 def test_encode_rejects_missing_values() -> None:
     with pytest.raises(ValueError, match="Humidity"):
-        encode_frame({"Temperature": 20.0, "CO2": 400.0}, ENV)
+        encode_frame({"Temperature": 20.0, "CO2": 400.0}, ENV.datapoints)

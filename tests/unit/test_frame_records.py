@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from streaming import frame_records as fr
+from simulator.frames import encode_frame
+from streaming.decoding import native as fr
+from streaming.decoding.frames import FrameLayout, modbus_crc16
+from streaming.decoding.payload import Payload, parse_payload
+from streaming.decoding.topology import FRAME_CHECK_MODBUS_CRC, FRAME_CHECK_NONE, Datapoint, WiredDevice
 from streaming.errors import DecodeError
-from streaming.frame_decoder import FrameLayout, encode_frame, modbus_crc16
-from streaming.mqtt_topic import parse_topic
-from streaming.payload import Payload, parse_payload
-from streaming.topology import FRAME_CHECK_MODBUS_CRC, FRAME_CHECK_NONE, Datapoint, WiredDevice
+from streaming.mqtt.topic import parse_topic
 from tests.unit.test_decoder_vectors import (
     DEAD_LETTER_CASES,
     MAX_PAYLOAD_BYTES,
@@ -306,7 +307,7 @@ def test_encoded_frames_round_trip_through_the_native_path() -> None:
             "p2": float(rng.randint(-(2**31), 2**31 - 1)),
             "p3": struct.unpack(">f", struct.pack(">f", rng.uniform(-1e6, 1e6)))[0] / 1000,
         }
-        frame = encode_frame(values, dev)
+        frame = encode_frame(values, dev.datapoints)
         records = fr.frame_records(TOPIC, payload(frame.hex(" ")), dev)
         decoded = {f"p{json.loads(v)['datapoint_id'] - 101}": json.loads(v)["value"] for _, v in records}
         for label in ("p0", "p1", "p2"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from streaming.errors import DecodeError
-from streaming.mqtt_topic import MqttTopic, build_topic, is_reader, mac_from_topic, parse_topic
+from streaming.mqtt.topic import MqttTopic, build_topic, is_reader, mac_from_topic, parse_topic
 
 MAC = "aabbccddee01"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from streaming.errors import MqttProtocolError, StreamingError
-from streaming.mqtt_wire import (
+from streaming.mqtt.wire import (
     PINGREQ_PACKET,
     ConnAck,
     Disconnect,

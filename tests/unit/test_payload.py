@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from streaming.decoding.payload import Payload, parse_payload, redact_reader_payload
 from streaming.errors import DecodeError
-from streaming.payload import Payload, parse_payload, redact_reader_payload
 
 MAX = 4096
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from streaming.records import encode_readings, rfc3339_from_us
-from streaming.sink_batch import RecordError, copy_text, parse_record
-from streaming.topology import Reading
+from streaming.decoding.decoded_format import encode_readings, rfc3339_from_us
+from streaming.decoding.topology import Reading
+from streaming.sink.rows import RecordError, copy_text, parse_record
 
 # 2026-03-01 10:00:00.25 UTC in microseconds since the epoch: 1772359200 s * 1e6 + 250000.
 TS_US = 1_772_359_200_250_000

@@ -11,8 +11,8 @@ from f2_platform.defs.reprocessing.redecode import Redecoder
 from f2_platform.defs.reprocessing.upsert import upsert_readings
 from f2_platform.defs.reprocessing.window import OP_NAME, ReprocessConfig, window_from_config
 from f2_platform.defs.resources import KafkaAdminResource, RegistryResource, TimescaleResource
+from streaming.decoding.topology import Reading
 from streaming.settings import ProcessorSettings
-from streaming.topology import Reading
 
 _WIRED_DEVICES = 'SELECT DISTINCT deviceid FROM "VtDevice".pins WHERE deviceid = ANY(%(ids)s)'
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from confluent_kafka import Message, TopicPartition
 
 from f2_platform.defs.resources import KafkaAdminResource
-from streaming import topics
+from streaming.kafka import topics
 
 READER_GROUP = "f2-dagster-reprocess"
 

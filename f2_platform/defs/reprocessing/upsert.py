@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from streaming.records import rfc3339_from_us
-from streaming.sink_batch import COPY_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL
-from streaming.topology import Reading
+from streaming.decoding.decoded_format import rfc3339_from_us
+from streaming.decoding.topology import Reading
+from streaming.sink.sql import COPY_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL
 
 
 def upsert_readings(conn: psycopg.Connection, readings: list[Reading]) -> int:

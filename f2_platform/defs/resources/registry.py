@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from pydantic import Field
 
 from f2_platform.environment import connection_settings
-from streaming.registry_store import RegistryStore
+from streaming.decoding.topology_store import RegistryStore
 
 
 class RegistryResource(dg.ConfigurableResource):
@@ -21,7 +21,7 @@ class RegistryResource(dg.ConfigurableResource):
     Python API:
     - `connect()`: context manager yielding a read-only autocommit `psycopg.Connection`.
     - `fetch_all(query, params) -> list[dict[str, Any]]`.
-    - `store() -> streaming.registry_store.RegistryStore`: `store.load(mac)` gives
+    - `store() -> streaming.decoding.topology_store.RegistryStore`: `store.load(mac)` gives
       `(registry version, ControllerTopology | None)` read in one snapshot; close it when done.
     - `controller_macs() -> list[str]`: MACs of every registered controller.
     """

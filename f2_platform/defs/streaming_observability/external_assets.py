@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from f2_platform.defs.asset_keys import DEADLETTER_TOPIC, DECODED_DATA, DECODED_TOPIC, RAW_TOPIC
-from streaming import topics
+from streaming.kafka import topics
 
 GROUP = "streaming"
 

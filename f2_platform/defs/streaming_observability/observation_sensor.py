@@ -16,7 +16,7 @@ from f2_platform.defs.streaming_observability.observations import (
     tally_dead_letters,
 )
 from f2_platform.environment import automation_runs_by_default
-from streaming import topics
+from streaming.kafka import topics
 
 
 @dg.sensor(

@@ -12,9 +12,9 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from f2_platform.defs.asset_keys import DEADLETTER_TOPIC, DECODED_DATA
 from f2_platform.defs.resources import KafkaAdminResource, TimescaleResource
-from streaming import topics
 from streaming.errors import REASONS
-from streaming.records import header
+from streaming.kafka import topics
+from streaming.kafka.records import header
 
 OBSERVER_GROUP = "f2-dagster-observer"
 UNKNOWN_REASON = "unknown"

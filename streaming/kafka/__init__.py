@@ -1,0 +1,1 @@
+"""The platform's Kafka topics and small helpers over consumed records (coordinates, offsets, headers, lag)."""
