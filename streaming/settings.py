@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HOST = socket.gethostname()
@@ -58,6 +60,19 @@ class ConnectionSettings(BaseSettings):
         if self.kafka_sasl_password is not None:
             conf["sasl.password"] = self.kafka_sasl_password
         return conf
+
+
+class LogSettings(BaseSettings):
+    """The daemons' log level (JSON lines on stderr)."""
+
+    model_config = SettingsConfigDict(env_prefix="F2_", extra="ignore")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
 
 class BridgeSettings(BaseSettings):

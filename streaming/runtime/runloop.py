@@ -22,6 +22,7 @@ from typing import Protocol
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streaming.runtime.metrics import REGISTRY, UP
+from streaming.settings import LogSettings
 
 log = logging.getLogger("f2.runloop")
 
@@ -90,7 +91,7 @@ def configure_logging(daemon: str) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("F2_LOG_LEVEL", "INFO").upper())
+    root.setLevel(LogSettings().log_level)
 
 
 def serve_endpoints(daemon: Daemon, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
