@@ -228,5 +228,5 @@ def received_at() -> bytes:
 
 
 def raw_headers(mqtt_topic: str) -> Headers:
-    """The headers the bridge puts on every raw record (CONTRACTS.md)."""
+    """The headers the bridge puts on every raw record (docs/contracts.md)."""
     return [(topics.H_MQTT_TOPIC, mqtt_topic.encode()), (topics.H_RECEIVED_AT, received_at())]

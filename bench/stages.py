@@ -1,7 +1,7 @@
 """The isolated stages: bridge (MQTT -> f2.raw), processor (pre-filled f2.raw -> f2.decoded) and sink
 (pre-filled f2.decoded -> decoded_data), each with the real daemon and its counts reconciled afterwards.
 
-The daemons' consumer groups and topics have fixed names (CONTRACTS.md), so before each stage the group is
+The daemons' consumer groups and topics have fixed names (docs/contracts.md), so before each stage the group is
 moved to the end of its input topic: the daemon reads exactly what the stage wrote, never an earlier stage's
 records, and leaves nothing behind for later stages or other tools.
 """

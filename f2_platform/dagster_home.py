@@ -55,7 +55,7 @@ def prepare_dagster_home(state_dir: Path) -> Path:
 
 
 def connection_environment(conn: ConnectionSettings) -> dict[str, str]:
-    """The F2_* variables of CONTRACTS.md for `conn`, for the Dagster processes started from the CLI."""
+    """The F2_* variables of docs/contracts.md for `conn`, for the Dagster processes started from the CLI."""
     env = {}
     for name, value in conn.model_dump().items():
         if value is not None:

@@ -22,7 +22,7 @@ def get_environment() -> Environment:
 
 
 def connection_settings(environment: Environment | None = None) -> ConnectionSettings:
-    """The F2_* connection settings of CONTRACTS.md as this environment resolves them."""
+    """The F2_* connection settings of docs/contracts.md as this environment resolves them."""
     if (environment or get_environment()) == "local":
         from f2_platform.connections import resolve_connections
 

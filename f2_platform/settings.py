@@ -1,6 +1,6 @@
 """Typed settings: the only place that reads environment variables.
 
-Names are the contract in CONTRACTS.md: a deployment sets them once and every daemon, the `f2` CLI and the
+Names are the contract in docs/contracts.md: a deployment sets them once and every daemon, the `f2` CLI and the
 Dagster resources read them through these classes.
 """
 

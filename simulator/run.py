@@ -1,4 +1,4 @@
-"""`f2 simulate`: a fleet of F2 controllers publishing real MQTT traffic (QoS 1) as DOMAIN.md describes.
+"""`f2 simulate`: a fleet of F2 controllers publishing real MQTT traffic (QoS 1) as docs/domain.md describes.
 
 Each controller has its own MQTT connection. With --ledger, every message the broker acknowledged is written
 as one JSON line with the readings it carries (computed from the values the simulator encoded, not by the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# Reason classes from DOMAIN.md, in the order it lists them. They appear in the `f2.reason` header.
+# Reason classes from docs/domain.md, in the order it lists them. They appear in the `f2.reason` header.
 REASONS: Final[tuple[str, ...]] = (
     "bad-topic",
     "malformed-payload",

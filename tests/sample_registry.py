@@ -1,7 +1,7 @@
-"""The sample registry of DOMAIN.md as value objects, for tests that need no database.
+"""The sample registry of docs/domain.md as value objects, for tests that need no database.
 
 Datapoint ids are this module's own choice (template number * 100 + position in the template); device
-ids follow the order of DOMAIN.md's table.
+ids follow the order of docs/domain.md's table.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def wired_device(device_id: int, name: str, template: str) -> WiredDevice:
     return WiredDevice(device_id, name, template_id, template, frame_check, datapoints)
 
 
-# (controller MAC, connector number, position) -> wired device, as DOMAIN.md's "Sample registry".
+# (controller MAC, connector number, position) -> wired device, as docs/domain.md's "Sample registry".
 TOPOLOGY: dict[tuple[str, int, int], WiredDevice] = {
     ("aabbccddee01", 1, 1): wired_device(11, "Living Room Env", "ENV-S1"),
     ("aabbccddee01", 1, 2): wired_device(12, "Hallway Env", "ENV-S1"),

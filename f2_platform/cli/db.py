@@ -31,7 +31,7 @@ def migrate() -> None:
 
 @db.command("seed-sample")
 def seed_sample() -> None:
-    """Load DOMAIN.md's sample registry (four controllers, seven wired devices), idempotently."""
+    """Load docs/domain.md's sample registry (four controllers, seven wired devices), idempotently."""
     from f2_platform.connections import resolve_connections
     from f2_platform.registry.seed import seed_sample as run
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 FetchAll = Callable[[str, Mapping[str, Any]], list[dict[str, Any]]]
 
-# Wired devices only: readings belong to the wired device (DOMAIN.md); a device on no pin cannot report.
+# Wired devices only: readings belong to the wired device (docs/domain.md); a device on no pin cannot report.
 DEVICES_SQL = """
 SELECT d.deviceid AS device_id, d.devicename AS device_name, t.devicetemplateid AS template_id,
        t.name AS template_name, t.expected_interval_s, c.macaddress AS controller_mac,

@@ -1,4 +1,4 @@
-"""DOMAIN.md's sample registry as data: the demo, the simulator and `f2 db seed-sample` use it."""
+"""docs/domain.md's sample registry as data: the demo, the simulator and `f2 db seed-sample` use it."""
 
 from __future__ import annotations
 

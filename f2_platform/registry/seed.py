@@ -131,7 +131,7 @@ def wire(conn: psycopg.Connection, w: WiringSpec, controller_id: int, template_i
 
 
 def seed_sample(dsn: str) -> None:
-    """Make the registry contain DOMAIN.md's sample registry (other rows are left alone)."""
+    """Make the registry contain docs/domain.md's sample registry (other rows are left alone)."""
     with psycopg.connect(dsn, connect_timeout=10) as conn, conn.transaction():
         seed_fleet(conn, CONTROLLERS, WIRING)
 

@@ -1,4 +1,4 @@
-"""Decoding of RS-485 frames and status fields into readings (DOMAIN.md, "Frames and decoding").
+"""Decoding of RS-485 frames and status fields into readings (docs/domain.md, "Frames and decoding").
 
 Pure: bytes and a registry record in, readings or a DecodeError out. It runs for every record at
 tens of thousands of frames per second, so everything that depends only on the template (struct

@@ -1,4 +1,4 @@
-"""MQTT payloads of F2 controllers: a JSON object with a device-clock `timestamp` (DOMAIN.md).
+"""MQTT payloads of F2 controllers: a JSON object with a device-clock `timestamp` (docs/domain.md).
 
 Pure, no I/O. `parse_payload` turns the raw bytes into a `Payload` or raises a `DecodeError` whose
 reason is the dead-letter class; `redact_reader_payload` makes a reader payload safe to store.

@@ -1,4 +1,4 @@
-"""The platform's Kafka topics (CONTRACTS.md) and their creation."""
+"""The platform's Kafka topics (docs/contracts.md) and their creation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MQTT topics of F2 controllers: `<kind>/f2-<mac>/<mode>/<connector>/<component>` (DOMAIN.md).
+"""MQTT topics of F2 controllers: `<kind>/f2-<mac>/<mode>/<connector>/<component>` (docs/domain.md).
 
 Pure string handling, no I/O. `parse_topic` runs once per record on the processor's hot path, so the
 valid case is one compiled regex (memoised per distinct topic); the detailed diagnosis of a bad topic

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the daemons (CONTRACTS.md: `f2_` prefix, `daemon` label, `_total` counters,
+"""Prometheus metrics of the daemons (docs/contracts.md: `f2_` prefix, `daemon` label, `_total` counters,
 durations as histograms in seconds)."""
 
 from __future__ import annotations

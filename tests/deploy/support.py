@@ -86,7 +86,7 @@ def known_series() -> set[str]:
 
 @cache
 def setting_names() -> frozenset[str]:
-    """Environment variables the platform reads through its settings classes (CONTRACTS.md; F2_ENROLL_* from
+    """Environment variables the platform reads through its settings classes (docs/contracts.md; F2_ENROLL_* from
     certs/settings.py), plus the few
     read directly: F2_LOG_LEVEL (run loop) and the init job's F2_INIT_*."""
     from pydantic_settings import BaseSettings

@@ -1,6 +1,6 @@
 """deploy/compose/compose.yaml: parsed and resolved by `docker-compose config` (PyPI docker-compose in its own
 venv, no container engine needed), then checked: health checks, non-root users, published ports, secrets
-only from files, the internal network, and settings names from CONTRACTS.md."""
+only from files, the internal network, and settings names from docs/contracts.md."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def test_platform_services_use_the_documented_setting_names() -> None:
         assert service["image"].startswith("f2-platform") or "F2_IMAGE" in COMPOSE_FILE.read_text()
         for key in environment(service):
             if key.startswith("F2_"):
-                assert setting_of(key) in known, f"{name}: {key} is no setting of the platform (CONTRACTS.md)"
+                assert setting_of(key) in known, f"{name}: {key} is no setting of the platform (docs/contracts.md)"
 
 
 def test_daemons_keep_stable_identities_and_health_ports() -> None:

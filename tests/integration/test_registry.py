@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 F2 = str(Path(sys.executable).parent / "f2")
 
-# DOMAIN.md, "Sample registry", written out by hand.
+# docs/domain.md, "Sample registry", written out by hand.
 CONTROLLERS = [
     ("F2 Controller 1", "aabbccddee01"),
     ("F2 Controller 2", "aabbccddee02"),
@@ -175,7 +175,7 @@ def test_template_datapoints(registry: psycopg.Connection, template: str) -> Non
     assert actual == sorted(DATAPOINTS[template])
     for label, *_, append, _lo, _hi in rows:
         unit = next(dp[5] for dp in DATAPOINTS[template] if dp[0] == label)
-        # DOMAIN.md: `append` holds the unit suffix, for example " °C".
+        # docs/domain.md: `append` holds the unit suffix, for example " °C".
         assert (append or "") == (f" {unit}" if unit else ""), (label, append)
     byte_count = TEMPLATES[template][0]
     if byte_count is not None:

@@ -25,7 +25,7 @@ REFUSED_VALUE = 777.25
 
 
 def record(ts: datetime, datapoint: int, value: float) -> bytes:
-    # The processor's exact form (CONTRACTS.md), written here by hand.
+    # The processor's exact form (docs/contracts.md), written here by hand.
     stamp = ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return (
         f'{{"timestamp": "{stamp}", "device_id": {DEVICE}, "datapoint_id": {datapoint}, "value": {value!r}}}'

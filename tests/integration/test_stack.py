@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 F2 = str(Path(sys.executable).parent / "f2")
 
-# CONTRACTS.md: the settings `f2 stack env` exports for the local stack (F2_CA_CERT and the SASL settings
+# docs/contracts.md: the settings `f2 stack env` exports for the local stack (F2_CA_CERT and the SASL settings
 # only apply to deployments with TLS/SASL, which the local stack's plaintext listeners do not use).
 CONTRACT_NAMES = {
     "F2_STATE_DIR",

@@ -1,6 +1,6 @@
-"""Every case of the shared test vectors (vectors/frames.json) through the pure decoding path.
+"""Every case of the test vectors (tests/vectors/frames.json) through the pure decoding path.
 
-The registry is DOMAIN.md's sample registry (tests/sample_registry.py). Cases whose expected reason
+The registry is docs/domain.md's sample registry (tests/sample_registry.py). Cases whose expected reason
 comes from the registry lookup (unknown controller, connector or position) are checked against the
 topology dict here, since the lookup itself is not pure decoding.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,8 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 LOOKUP_REASONS = ("unknown-controller", "unknown-connector", "unwired-position")
 
 
-def vectors_path() -> Path:
-    shared = os.environ.get("F2_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2].parent / "shared"
-    return base / "vectors" / "frames.json"
-
-
-VECTORS = vectors_path()
-CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text())["cases"] if VECTORS.is_file() else []
-MISSING = pytest.mark.skip(
-    reason=f"test vectors not found at {VECTORS}; set F2_SHARED_DIR to the directory holding vectors/"
-)
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "frames.json"
+CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text())["cases"]
 
 
 def case_id(index: int, case: dict[str, Any]) -> str:
@@ -46,13 +36,11 @@ def case_id(index: int, case: dict[str, Any]) -> str:
 
 
 def params(cases: list[dict[str, Any]]) -> list[Any]:
-    if not cases:
-        return [pytest.param(None, marks=MISSING, id="vectors-missing")]
     return [pytest.param(case, id=case_id(i, case)) for i, case in enumerate(cases)]
 
 
-ROW_CASES = params([c for c in CASES if "expect_rows" in c] if CASES else [])
-DEAD_LETTER_CASES = params([c for c in CASES if "expect_dead_letter" in c] if CASES else [])
+ROW_CASES = params([c for c in CASES if "expect_rows" in c])
+DEAD_LETTER_CASES = params([c for c in CASES if "expect_dead_letter" in c])
 
 
 def lookup(topic: MqttTopic) -> WiredDevice:
@@ -79,9 +67,7 @@ def device_timestamp_us(text: str) -> int:
     return calendar.timegm(parsed.timetuple()) * 1_000_000 + parsed.microsecond
 
 
-def test_vectors_are_present_or_skipped_with_a_reason() -> None:
-    if not CASES:
-        pytest.skip(f"test vectors not found at {VECTORS}; set F2_SHARED_DIR")
+def test_vectors_hold_both_kinds_of_case() -> None:
     assert any("expect_rows" in c for c in CASES)
     assert any("expect_dead_letter" in c for c in CASES)
 

@@ -1,7 +1,7 @@
 """The processor's per-frame path (streaming/frame_records.py) and its native extension.
 
 The native path must give exactly the records the pure path gives, byte for byte, and leave every input it
-does not take to the pure path, which explains it. Checked three ways: the shared vectors (values given by
+does not take to the pure path, which explains it. Checked three ways: the test vectors (values given by
 the vector file), hand-computed records, and a differential run over random templates and frames.
 """
 
@@ -74,7 +74,7 @@ def test_native_extension_is_built() -> None:
     assert fr.NATIVE, "streaming/_frame_records is not built: provisioning runs scripts/build_native.py"
 
 
-# --- the shared vectors: values from the vector file ---------------------------------------------------------
+# --- the test vectors: values from the vector file ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", ROW_CASES)
