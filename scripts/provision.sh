@@ -102,13 +102,20 @@ if [ ! -x "$TOOLS/bin/uv" ]; then
   "$TOOLS/bin/pip" install -q uv || fail "pip could not install uv (PyPI unreachable?)"
 fi
 export UV_PYTHON_DOWNLOADS=never
-"$TOOLS/bin/uv" sync --frozen --quiet || fail "uv sync failed (PyPI unreachable, or uv.lock out of date: run uv lock)"
+# The project is installed editable by its build backend (setup.py), which compiles the processor's frame
+# decoder and the sink's COPY formatter (C) next to their sources; uv reinstalls it when a .c file changed.
+"$TOOLS/bin/uv" sync --frozen --quiet \
+  || fail "uv sync failed (PyPI unreachable, uv.lock out of date: run uv lock, or a C extension did not compile: see above)"
 ok "virtual environment .venv matches uv.lock"
-
-# --- 4b. The processor's native frame decoder (C, compiled against the venv's interpreter) ------------
-CURRENT="native frame decoder"
-step "$CURRENT"
-"$ROOT/.venv/bin/python" "$ROOT/scripts/build_native.py" || fail "scripts/build_native.py failed (see above)"
+NATIVE_IMPORT="import streaming.decoding._frame_records, streaming.sink._copy_rows"
+if ! "$ROOT/.venv/bin/python" -c "$NATIVE_IMPORT" 2>/dev/null; then
+  # A library deleted or built for another interpreter: uv sees no changed source, so rebuild explicitly.
+  ok "the native hot paths do not import: rebuilding them"
+  "$TOOLS/bin/uv" sync --frozen --quiet --reinstall-package f2-platform \
+    || fail "rebuilding the project (its C extensions) failed; see above"
+  "$ROOT/.venv/bin/python" -c "$NATIVE_IMPORT" || fail "the C extensions were built but do not import (see above)"
+fi
+ok "native hot paths built: streaming/decoding/_frame_records, streaming/sink/_copy_rows"
 
 # --- 5. Validation tools outside the project venv (docker-compose from PyPI, promtool, hadolint) -------
 CURRENT="validation tools"

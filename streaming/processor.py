@@ -92,11 +92,12 @@ class Processor:
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
         if NATIVE:
-            log.info("frames are decoded by the native extension (streaming/_frame_records)")
+            log.info("frames are decoded by the native extension (streaming.decoding._frame_records)")
         else:
             log.warning(
                 "the native frame decoder is not built: decoding in pure Python, at a fraction of the throughput;"
-                " run scripts/build_native.py (make provision does)"
+                " reinstall the project so its build compiles it (make provision; in a checkout"
+                " `uv sync --reinstall-package f2-platform`)"
             )
         kafka = self.conn.kafka_config()
         self.producer = Producer(

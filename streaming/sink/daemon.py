@@ -122,7 +122,8 @@ class Sink:
         if not NATIVE:
             log.warning(
                 "the native COPY formatter is not built: parsing records in pure Python, at a fraction of the"
-                " throughput; run scripts/build_native.py (make provision does)"
+                " throughput; reinstall the project so its build compiles it (make provision; in a checkout"
+                " `uv sync --reinstall-package f2-platform`)"
             )
         kafka = self.conn.kafka_config()
         self.dead_producer = Producer({**kafka, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
