@@ -26,7 +26,8 @@ class BuildExtReplacingWhole(build_ext):
     the old one: a running daemon keeps the library it mapped, and one importing meanwhile never reads half a
     file (a plain copy would rewrite the mapped file under the first and truncate it under the second)."""
 
-    def copy_file(self, infile: str, outfile: str, *args: Any, **kwargs: Any) -> tuple[str, bool]:
+    # The base class overloads str and bytes paths; build_ext copies str paths only.
+    def copy_file(self, infile: str, outfile: str, *args: Any, **kwargs: Any) -> tuple[str, bool]:  # type: ignore[override]
         partial = f"{outfile}.partial"
         _, copied = super().copy_file(infile, partial, *args, **kwargs)
         if os.path.exists(partial):  # not on a dry run
