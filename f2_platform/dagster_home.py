@@ -10,10 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from f2_platform.settings import REPO_ROOT
+from f2_platform.settings import PROJECT_DIR
 from streaming.settings import ConnectionSettings
 
-WORKSPACE = REPO_ROOT / "workspace.yaml"
+WORKSPACE = PROJECT_DIR / "workspace.yaml"
 
 
 def dagster_home(state_dir: Path) -> Path:

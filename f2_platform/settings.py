@@ -18,6 +18,21 @@ from streaming.settings import DEFAULT_STATE_DIR
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+class ProjectSettings(BaseSettings):
+    """Where the platform's files that are not Python live: sql/ (migrations, grants), dbt/ and workspace.yaml.
+
+    A checkout holds them beside f2_platform/, the default. An installed wheel holds the packages only, so an
+    installation names the folder: the image sets F2_PROJECT_DIR=/app.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="F2_", extra="ignore")
+
+    project_dir: Path = REPO_ROOT
+
+
+PROJECT_DIR = ProjectSettings().project_dir
+
+
 class StackSettings(BaseSettings):
     """Where and on which loopback ports the local stack (`f2 stack`) runs its private services."""
 

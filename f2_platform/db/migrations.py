@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 
 from f2_platform.errors import MigrationError
-from f2_platform.settings import REPO_ROOT
+from f2_platform.settings import PROJECT_DIR
 
-SQL_DIR = REPO_ROOT / "sql"
+SQL_DIR = PROJECT_DIR / "sql"
 TARGETS = ("registry", "timeseries")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -55,6 +55,12 @@ class Migration:
 def discover(target: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
     if target not in TARGETS:
         raise MigrationError(f"unknown migration target {target!r}; expected one of {', '.join(TARGETS)}")
+    if not (sql_dir / target).is_dir():
+        # An installed wheel holds no sql/: without this, nothing would be applied and nothing said.
+        raise MigrationError(
+            f"no migrations folder {sql_dir / target}: set F2_PROJECT_DIR to the folder holding sql/, dbt/ and"
+            " workspace.yaml (a checkout's root; /app in the image)"
+        )
     found: list[Migration] = []
     for path in sorted((sql_dir / target).glob("*.sql")):
         match = _NAME.match(path.name)

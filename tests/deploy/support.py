@@ -92,7 +92,7 @@ def setting_names() -> frozenset[str]:
     from pydantic_settings import BaseSettings
 
     from certs.settings import EnrollSettings
-    from f2_platform.settings import DagsterSettings, StackSettings
+    from f2_platform.settings import DagsterSettings, ProjectSettings, StackSettings
     from streaming.settings import BridgeSettings, ConnectionSettings, ProcessorSettings, SinkSettings
 
     names = {
@@ -107,6 +107,7 @@ def setting_names() -> frozenset[str]:
     classes: list[type[BaseSettings]] = [
         ConnectionSettings,
         DagsterSettings,
+        ProjectSettings,
         StackSettings,
         BridgeSettings,
         ProcessorSettings,

@@ -18,9 +18,9 @@ from psycopg.conninfo import conninfo_to_dict
 
 from f2_platform.errors import F2Error
 from f2_platform.quality.settings import DbtSettings
-from f2_platform.settings import REPO_ROOT
+from f2_platform.settings import PROJECT_DIR
 
-DBT_PROJECT_DIR = REPO_ROOT / "dbt"
+DBT_PROJECT_DIR = PROJECT_DIR / "dbt"
 _SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
 _STAMP = "f2-manifest.sha256"
 
