@@ -20,6 +20,20 @@ from typing import TYPE_CHECKING
 from f2_platform.errors import ProvisioningError, StackError
 from f2_platform.stack import process
 from f2_platform.stack.layout import StackLayout
+from f2_platform.stack.service_config import (
+    REDIS_CACHE_RIGHTS,
+    REDIS_NO_DEFAULT_USER,
+    Directive,
+    KafkaNode,
+    Listener,
+    MosquittoFiles,
+    kafka_properties,
+    mosquitto_acl,
+    mosquitto_conf,
+    redis_acl_user,
+    redis_conf,
+    server_properties,
+)
 
 if TYPE_CHECKING:
     from certs.authority import CertificateAuthority
@@ -313,25 +327,19 @@ class Redis(Service):
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "redis.conf"
+        # The settings every deployment shares come from service_config; this stack adds its address, folder
+        # and users: the admin (the stack's own health check and tools) and the processor's cache user.
         conf.write_text(
-            "\n".join(
-                [
-                    f"bind {self.settings.host}",
-                    f"port {self.port}",
-                    "protected-mode yes",
-                    "daemonize no",
-                    f"dir {self.dir}",
-                    "appendonly yes",
-                    "maxmemory 256mb",
-                    "maxmemory-policy allkeys-lru",
-                    # No default user: every client authenticates as one of these.
-                    "user default off",
-                    f"user {REDIS_ADMIN_USER} on >{self.password} ~* &* +@all",
-                    # The processor's topology cache: its own key space, plain reads and writes only.
-                    f"user {REDIS_PROCESSOR_USER} on >{self.processor_password} ~f2:topology:* resetchannels "
-                    "-@all +get +set +del +mget +ping +hello +auth +select +client|setname",
-                    "",
-                ]
+            redis_conf(
+                self.settings.host,
+                self.port,
+                header="The local stack's Redis (f2 stack up writes this file at every start).",
+                local=["daemonize no", f"dir {self.dir}"],
+                acl=[
+                    REDIS_NO_DEFAULT_USER,
+                    redis_acl_user(REDIS_ADMIN_USER, self.password, "~* &* +@all"),
+                    redis_acl_user(REDIS_PROCESSOR_USER, self.processor_password, REDIS_CACHE_RIGHTS),
+                ],
             )
         )
         conf.chmod(0o600)
@@ -412,40 +420,32 @@ class Kafka(Service):
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
-            # Clients must authenticate (SCRAM); the KRaft controller listener is loopback-only and
-            # speaks only the controller protocol.
-            "listeners": f"SASL_PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
-            "advertised.listeners": f"SASL_PLAINTEXT://{s.host}:{s.kafka_port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "SASL_PLAINTEXT",
-            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "sasl.enabled.mechanisms": KAFKA_SASL_MECHANISM,
-            "sasl.mechanism.inter.broker.protocol": KAFKA_SASL_MECHANISM,
-            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required "
-                f'username="{KAFKA_ADMIN_USER}" password="{self.admin_password}";'
-            ),
-            "log.dirs": str(self.dir / "data"),
-            "num.partitions": str(s.kafka_partitions),
-            "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "10",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "log.retention.hours": "168",
-            "log.segment.bytes": str(256 * 1024 * 1024),
-            "message.max.bytes": str(4 * 1024 * 1024),
-        }
-        (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.dir / "server.properties").chmod(0o600)
+        # The broker's settings are service_config's (shared with Compose); this stack adds where it listens
+        # (the controller listener on the stack's loopback host) and the inter-broker SCRAM login.
+        node = KafkaNode(
+            client_bind=s.host,
+            client_port=s.kafka_port,
+            advertised_host=s.host,
+            controller_host=s.host,
+            controller_port=s.kafka_controller_port,
+            sasl_mechanism=KAFKA_SASL_MECHANISM,
+            log_dirs=str(self.dir / "data"),
+            num_partitions=s.kafka_partitions,
+        )
+        jaas = Directive(
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{KAFKA_ADMIN_USER}" password="{self.admin_password}";',
+        )
+        properties = self.dir / "server.properties"
+        properties.touch(mode=0o600)
+        properties.chmod(0o600)  # it holds the admin's password: private before it is written
+        properties.write_text(
+            server_properties(
+                [*kafka_properties(node), jaas],
+                header="The local stack's Kafka broker (f2 stack up writes this file at every start).",
+            )
+        )
         (self.dir / "log4j2.properties").write_text(
             "status = warn\n"
             "appender.console.type = Console\nappender.console.name = STDOUT\n"
@@ -553,52 +553,33 @@ class Mosquitto(Service):
         )
         if result.returncode != 0:
             raise StackError(f"mosquitto: writing the password file failed: {result.stderr.strip()}")
-        (self.dir / "internal.acl").write_text(f"user {MQTT_INTERNAL_USER}\ntopic readwrite #\n")
-        # A device (username = its certificate's CN = its MAC) writes only its own telemetry and status
-        # and reads only its own commands. Mosquitto skips pattern substitution for names holding + or #.
-        (self.dir / "devices.acl").write_text(
-            "pattern write tele/f2-%u/#\npattern write stat/f2-%u/#\npattern read cmnd/f2-%u/#\n"
+        # One ACL for both listeners (service_config explains why the settings are global): this stack's
+        # internal account may read and write every topic; devices get the shared per-MAC patterns.
+        acl = self.dir / "acl"
+        acl.write_text(
+            mosquitto_acl(
+                {MQTT_INTERNAL_USER: ("readwrite #",)},
+                header="The local stack's Mosquitto ACL (f2 stack up writes this file at every start).",
+            )
         )
+        for stale in ("internal.acl", "devices.acl"):  # per-listener ACLs of earlier versions
+            (self.dir / stale).unlink(missing_ok=True)
         s = self.settings
         (self.dir / "mosquitto.conf").write_text(
-            "\n".join(
-                [
-                    "per_listener_settings true",
-                    "persistence true",
-                    f"persistence_location {self.dir / 'data'}/",
-                    # Save the session store often: a crash must not lose what the broker acknowledged.
-                    "autosave_interval 1",
-                    "autosave_on_changes false",
-                    # The bridge's persistent session must hold everything queued while it is down.
-                    "max_queued_messages 0",
-                    "max_inflight_messages 1000",
-                    "message_size_limit 262144",
-                    "log_dest stdout",
-                    "log_type error",
-                    "log_type warning",
-                    "log_type notice",
-                    "connection_messages true",
-                    "",
-                    "# Internal listener: loopback only, password authentication (bridge, tools).",
-                    f"listener {s.mqtt_port} {s.host}",
-                    "allow_anonymous false",
-                    f"password_file {passwd}",
-                    f"acl_file {self.dir / 'internal.acl'}",
-                    "",
-                    "# Device listener: TLS only, client certificate required, its CN is the username.",
-                    f"listener {s.mqtt_tls_port} {s.host}",
-                    "allow_anonymous false",
-                    f"cafile {ca.ca_cert_path}",
-                    f"certfile {ca.server_cert_path}",
-                    f"keyfile {ca.server_key_path}",
-                    f"crlfile {ca.crl_path}",
-                    "require_certificate true",
-                    "use_identity_as_username true",
-                    "tls_version tlsv1.2",
-                    f"acl_file {self.dir / 'devices.acl'}",
-                    "max_connections 10000",
-                    "",
-                ]
+            mosquitto_conf(
+                MosquittoFiles(
+                    data_dir=str(self.dir / "data"),
+                    password_file=str(passwd),
+                    acl_file=str(acl),
+                    ca_cert=str(ca.ca_cert_path),
+                    server_cert=str(ca.server_cert_path),
+                    server_key=str(ca.server_key_path),
+                    crl=str(ca.crl_path),
+                ),
+                # Both listeners on the stack's host address only (loopback unless configured otherwise).
+                internal=Listener(s.mqtt_port, s.host),
+                device=Listener(s.mqtt_tls_port, s.host),
+                header="The local stack's Mosquitto (f2 stack up writes this file at every start).",
             )
         )
         if user:
