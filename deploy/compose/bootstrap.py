@@ -30,6 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The Redis users' rights are the local stack's (f2_platform/stack/service_config.py, standard library only):
+# importable from the checkout or the image (/app) this script sits in, without the platform installed.
+sys.path.insert(0, str(HERE.parents[1]))
+from f2_platform.stack.service_config import compose_redis_users_acl  # noqa: E402
+
 KAFKA_USERS = ("admin", "f2-bridge", "f2-processor", "f2-sink", "f2-dagster")
 DB_ROLES = ("f2_owner", "f2_processor", "f2_sink", "f2_grafana")
 
@@ -102,20 +107,7 @@ def write_all(out: Path, f2: list[str], mqtt_hosts: list[str]) -> list[str]:
     # Redis: ACL users with hashed passwords; no default user
     redis = {user: s.password(f"redis_{user.removeprefix('f2-')}_password") for user in ("f2-processor", "f2-dagster")}
     health = s.password("redis_health_password")
-
-    def sha(pw: str) -> str:
-        return hashlib.sha256(pw.encode()).hexdigest()
-
-    cache_rights = "~f2:* resetchannels -@all +@connection -@dangerous +get +set +del +exists +expire +ttl"
-    s.file(
-        "redis_users.acl",
-        lambda: (
-            "user default off\n"
-            f"user f2-processor on #{sha(redis['f2-processor'])} {cache_rights}\n"
-            f"user f2-dagster on #{sha(redis['f2-dagster'])} {cache_rights}\n"
-            f"user f2-health on #{sha(health)} resetchannels -@all +ping\n"
-        ),
-    )
+    s.file("redis_users.acl", lambda: compose_redis_users_acl({**redis, "f2-health": health}))
     s.file("processor_redis_url", lambda: f"redis://f2-processor:{redis['f2-processor']}@redis:6379/0")
     s.file("dagster_redis_url", lambda: f"redis://f2-dagster:{redis['f2-dagster']}@redis:6379/0")
     # Grafana
