@@ -13,12 +13,12 @@ from __future__ import annotations
 from bench import kafkatools as kt
 from bench.common import Run
 from bench.config import PORTFOLIO_FRAMES_PER_S
-from bench.daemons import Daemon, start_all, stop_all
 from bench.model import Measure, StageResult
 from bench.monitor import Monitor
 from bench.mqttload import Publishers
 from bench.reconcile import ledger_readings, wait_reconciled
 from bench.stages import claim_pipeline, drop_ledgers, publishers, skip_pipeline_to_end, start_publishers
+from f2_platform.stack.daemons import DaemonProcess, start_all, stop_all
 from streaming.kafka import topics
 
 
@@ -60,7 +60,7 @@ def backpressure_stage(run: Run) -> StageResult:
             raise RuntimeError("a load generator failed (see the bench output)")
         for sink in sinks:
             sink.wait_healthy()
-            m.track(f"{sink.name} restarted", "daemon", sink.pid)
+            m.track(f"{sink.name} restarted", "daemon", sink.running_pid())
         expected, messages = ledger_readings(pubs.ledger_paths())
         rec = wait_reconciled(expected, conn.timeseries_dsn, cfg.drain_timeout_s)
         caught_up_at = m.sample().t
@@ -106,7 +106,7 @@ def backpressure_stage(run: Run) -> StageResult:
 
 
 def _memory_measures(
-    m: Monitor, daemons: list[Daemon], stopped_at: float, restarted_at: float, caught_up_at: float
+    m: Monitor, daemons: list[DaemonProcess], stopped_at: float, restarted_at: float, caught_up_at: float
 ) -> list[Measure]:
     """Per daemon: resident memory at the stop and at its end (growth while the sinks were away), and the peak
     of the restarted sinks while they worked the backlog off."""

@@ -12,11 +12,12 @@ from typing import Any
 
 from bench import profiling
 from bench.config import TARGETS, BenchConfig
-from bench.daemons import Daemon
+from bench.daemons import bench_daemon
 from bench.fleet import LoadEndpoint, bench_macs, load_endpoints, seed_bench_fleet
 from bench.model import ProcessUsage, StageResult
 from bench.monitor import Monitor, jit_compiler_cpu_s, metric_sum, parse_metrics
 from bench.stackenv import BenchStack
+from f2_platform.stack.daemons import DaemonProcess
 from streaming.settings import ConnectionSettings
 
 Say = Callable[[str], None]
@@ -32,7 +33,7 @@ KAFKA_JIT = "kafka.jit_cpu_s"  # a monitor series: CPU seconds of the broker's J
 class Scraper:
     """A daemon's /metrics, parsed, fetched at most once per sample however many series read it."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonProcess) -> None:
         self.daemon = daemon
         self._at = 0.0
         self._parsed: dict[Any, float] | None = None
@@ -40,7 +41,7 @@ class Scraper:
     def parsed(self) -> dict[Any, float] | None:
         now = time.monotonic()
         if self._parsed is None or now - self._at > 0.1:
-            text = self.daemon.metrics_text()
+            text = self.daemon.metrics()
             if text is not None:
                 self._parsed = parse_metrics(text)
                 self._at = now
@@ -92,8 +93,8 @@ class Run:
         eps = self.endpoints
         return sum(ep.readings_per_frame for ep in eps) / len(eps)
 
-    def daemons(self, kind: str, count: int) -> list[Daemon]:
-        return [Daemon(kind, i, self.bs.env, self.raw_dir / "logs" / f"{kind}-{i}.log") for i in range(count)]
+    def daemons(self, kind: str, count: int) -> list[DaemonProcess]:
+        return [bench_daemon(kind, i, self.bs.env, self.raw_dir / "logs" / f"{kind}-{i}.log") for i in range(count)]
 
     def monitor(self) -> Monitor:
         m = Monitor(self.config.sample_interval_s)
@@ -105,7 +106,9 @@ class Run:
         return m
 
     @staticmethod
-    def count_series(m: Monitor, series: str, daemons: list[Daemon], metric: str, **labels: str) -> list[Scraper]:
+    def count_series(
+        m: Monitor, series: str, daemons: list[DaemonProcess], metric: str, **labels: str
+    ) -> list[Scraper]:
         scrapers = [Scraper(d) for d in daemons]
 
         def total() -> float | None:
@@ -115,12 +118,12 @@ class Run:
         m.counter(series, total)
         return scrapers
 
-    def track_daemons(self, m: Monitor, daemons: list[Daemon]) -> None:
+    def track_daemons(self, m: Monitor, daemons: list[DaemonProcess]) -> None:
         for d in daemons:
-            m.track(d.name, "daemon", d.pid)
+            m.track(d.name, "daemon", d.running_pid())
 
     def wait_window(
-        self, m: Monitor, started: Callable[[], bool], daemons: list[Daemon], what: str, timeout: float = 120
+        self, m: Monitor, started: Callable[[], bool], daemons: list[DaemonProcess], what: str, timeout: float = 120
     ) -> tuple[float, float]:
         """Wait for the first progress, then the warm-up; returns the window (stage times) about to begin."""
         deadline = time.monotonic() + timeout
@@ -133,14 +136,16 @@ class Run:
         start = m.sample().t
         return start, start + self.config.duration_s
 
-    def sleep_until(self, m: Monitor, t: float, daemons: list[Daemon], tick: Callable[[], None] | None = None) -> None:
+    def sleep_until(
+        self, m: Monitor, t: float, daemons: list[DaemonProcess], tick: Callable[[], None] | None = None
+    ) -> None:
         while m.now() < t:
             self.check_alive(daemons)
             if tick is not None:
                 tick()
             time.sleep(min(0.1, max(0.0, t - m.now())))
 
-    def sleep(self, seconds: float, daemons: list[Daemon], tick: Callable[[], None] | None = None) -> None:
+    def sleep(self, seconds: float, daemons: list[DaemonProcess], tick: Callable[[], None] | None = None) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.check_alive(daemons)
@@ -149,7 +154,7 @@ class Run:
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
     @staticmethod
-    def check_alive(daemons: list[Daemon]) -> None:
+    def check_alive(daemons: list[DaemonProcess]) -> None:
         for d in daemons:
             if not d.alive():
                 raise RuntimeError(f"{d.name} exited during the run; last lines of {d.log_path}:\n{d.tail()}")
@@ -186,7 +191,7 @@ class Run:
         return out
 
     def measured_window(
-        self, m: Monitor, result: StageResult, stage: str, daemons: list[Daemon], tick: Callable[[], None]
+        self, m: Monitor, result: StageResult, stage: str, daemons: list[DaemonProcess], tick: Callable[[], None]
     ) -> tuple[float, float]:
         """Warm up, then run the measured window (profiling the daemons when asked); its (start, end)."""
         cfg = self.config
@@ -200,13 +205,13 @@ class Run:
         return ws, we
 
     # --- profiles ------------------------------------------------------------------------------------------
-    def profile_start(self, stage: str, daemons: list[Daemon], seconds: float) -> list[profiling.Recording]:
+    def profile_start(self, stage: str, daemons: list[DaemonProcess], seconds: float) -> list[profiling.Recording]:
         if not self.config.profile:
             return []
         recs = []
         for d in daemons:
             rec = profiling.start(
-                f"{stage}-{d.name}", d.pid, seconds, self.raw_dir / "profiles", self.config.profile_rate_hz
+                f"{stage}-{d.name}", d.running_pid(), seconds, self.raw_dir / "profiles", self.config.profile_rate_hz
             )
             if rec is not None:
                 recs.append(rec)

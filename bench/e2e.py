@@ -17,7 +17,6 @@ import time
 from bench import kafkatools as kt
 from bench.common import Run, Scraper
 from bench.config import E2E_SUSTAIN_S
-from bench.daemons import Daemon, start_all, stop_all
 from bench.latency import (
     RowPoller,
     histogram_delta,
@@ -31,6 +30,7 @@ from bench.monitor import Monitor
 from bench.mqttload import Publishers
 from bench.reconcile import ledger_readings, wait_reconciled
 from bench.stages import claim_pipeline, drop_ledgers, publishers, skip_pipeline_to_end, start_publishers
+from f2_platform.stack.daemons import DaemonProcess, start_all, stop_all
 from streaming.kafka import topics
 
 LATENCY_SAMPLE_ROWS_PER_S = 300
@@ -118,7 +118,7 @@ def _start_publishers(run: Run, m: Monitor, generated: _Generated, tag: str, rat
     return pubs
 
 
-def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[Daemon], generated: _Generated) -> float:
+def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[DaemonProcess], generated: _Generated) -> float:
     cfg = run.config
     rpf = run.readings_per_frame
     pubs = _start_publishers(run, m, generated, "max")
@@ -184,7 +184,7 @@ def _level_phase(
     run: Run,
     result: StageResult,
     m: Monitor,
-    daemons: list[Daemon],
+    daemons: list[DaemonProcess],
     sink_scrapers: list[Scraper],
     generated: _Generated,
     level: float,

@@ -20,11 +20,11 @@ from confluent_kafka import KafkaError, Message
 from bench import kafkatools as kt
 from bench.common import SINK_DEVICES, Run
 from bench.config import TARGETS
-from bench.daemons import start_all, stop_all
 from bench.fleet import Portfolio, Stamper, payload
 from bench.model import Measure, Reconciliation, StageResult
 from bench.monitor import Monitor
 from bench.mqttload import Publishers
+from f2_platform.stack.daemons import start_all, stop_all
 from streaming.kafka import topics
 
 

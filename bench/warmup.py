@@ -13,9 +13,9 @@ import time
 
 from bench.common import Run
 from bench.config import PORTFOLIO_FRAMES_PER_S
-from bench.daemons import start_all, stop_all
 from bench.monitor import jit_compiler_cpu_s
 from bench.stages import claim_pipeline, publishers, skip_pipeline_to_end
+from f2_platform.stack.daemons import start_all, stop_all
 
 MIN_S = 30.0
 QUIET_S = 15.0

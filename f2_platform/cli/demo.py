@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from f2_platform.settings import StackSettings
 
-F2 = str(Path(sys.executable).parent / "f2")
+if TYPE_CHECKING:
+    from f2_platform.stack.daemons import DaemonProcess
+    from f2_platform.stack.manager import Stack
+
 # name -> (argv after `f2`, the metrics port setting and its default)
 PROCESSES: dict[str, tuple[list[str], str | None, int | None]] = {
     "enroll": (["certs", "serve"], None, None),
@@ -22,6 +23,29 @@ PROCESSES: dict[str, tuple[list[str], str | None, int | None]] = {
     "simulator": (["simulate", "--interval", "5"], None, None),
     "dagster": (["dagster", "dev", "--port", "3000"], None, None),
 }
+
+
+def demo_process(stack: Stack, name: str, env: dict[str, str] | None = None) -> DaemonProcess:
+    """One of the demo's processes: detached (it outlives `f2 demo up`), found again through its pid file in
+    the stack's run folder, its log in the stack's logs folder."""
+    from f2_platform.stack.daemons import F2, DaemonProcess
+
+    argv, port_setting, default_port = PROCESSES[name]
+    metrics_port = None
+    if port_setting is not None and default_port is not None:
+        metrics_port = int((env or os.environ).get(port_setting, default_port))
+    return DaemonProcess(
+        name,
+        [F2, *argv],
+        env,
+        stack.layout.log(name),
+        name,
+        metrics_port=metrics_port,
+        pidfile=stack.layout.pidfile(f"demo-{name}"),
+        detached=True,
+        # `f2 dagster dev` execs the venv's dagster: a program of this venv is what a live pid file names.
+        cmdline_marker=str(Path(F2).parent),
+    )
 
 
 @click.group()
@@ -35,7 +59,6 @@ def up(without_dagster: bool) -> None:
     """Start everything (idempotent) and print where to look."""
     from f2_platform.db.migrations import apply_grants, migrate
     from f2_platform.registry.seed import seed_sample
-    from f2_platform.stack import process
     from f2_platform.stack.manager import Stack
 
     stack = Stack(StackSettings())
@@ -48,15 +71,15 @@ def up(without_dagster: bool) -> None:
     seed_sample(conn.registry_dsn)
     click.echo("sample registry loaded")
     env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
-    for name, (argv, _, _) in PROCESSES.items():
+    for name in PROCESSES:
         if name == "dagster" and without_dagster:
             continue
-        pidfile = stack.layout.pidfile(f"demo-{name}")
-        if process.pid_alive(process.read_pid(pidfile)):
+        daemon = demo_process(stack, name, env)
+        if daemon.alive():
             click.echo(f"{name}: already running")
             continue
-        pid = process.spawn([F2, *argv], stack.layout.log(name), pidfile, env=env)
-        click.echo(f"{name}: started (pid {pid}), log {stack.layout.log(name)}")
+        pid = daemon.start()
+        click.echo(f"{name}: started (pid {pid}), log {daemon.log_path}")
     s = stack.settings
     dagster_note = (
         "not started (--without-dagster)"
@@ -76,18 +99,14 @@ Stop with: make stop   (f2 demo down; data stays for the next make demo)""")
 @demo.command()
 def down() -> None:
     """Stop the daemons, the simulator, Dagster and the stack; data stays."""
-    from f2_platform.stack import process
     from f2_platform.stack.manager import Stack
 
     stack = Stack(StackSettings())
     for name in reversed(PROCESSES):
-        pidfile = stack.layout.pidfile(f"demo-{name}")
-        pid = process.read_pid(pidfile)
-        if process.pid_alive(pid):
-            click.echo(f"{name}: stopping (pid {pid})")
-            # The daemons run in their own session: signal the group so supervisors and workers both stop.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)  # type: ignore[arg-type]
-            process.terminate(pid, signal.SIGTERM, timeout=60)
-        pidfile.unlink(missing_ok=True)
+        daemon = demo_process(stack, name)
+        if daemon.alive():
+            click.echo(f"{name}: stopping (pid {daemon.pid})")
+        # One SIGTERM to the leader (a supervisor forwards it to its worker), then whatever is left of its
+        # process group; a pid file whose process is gone is removed.
+        daemon.stop(timeout=60)
     stack.down(click.echo)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from f2_platform.settings import StackSettings
 from f2_platform.stack.manager import Stack
-from f2_platform.stack.process import free_port
+from f2_platform.stack.ports import free_port
 
 
 def make_state_dir(prefix: str) -> Path:

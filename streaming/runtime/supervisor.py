@@ -10,7 +10,6 @@ aborts the hung one's transaction, and it resumes from the committed offsets.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import faulthandler
 import logging
 import os
@@ -23,11 +22,12 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import NoReturn
 
+from streaming.runtime.process import spawn
+
 log = logging.getLogger("f2.supervisor")
 
 EXIT_HUNG = 75  # EX_TEMPFAIL
 SUPERVISED_ENV = "F2_SUPERVISED"
-_PR_SET_PDEATHSIG = 1
 
 
 class Watchdog:
@@ -69,12 +69,6 @@ def restart_worker(why: str) -> NoReturn:
     os._exit(EXIT_HUNG)
 
 
-def _die_with_parent() -> None:
-    # The worker must never outlive its supervisor (for example after SIGKILL): it would hold the ports.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def supervise(module: str, env: dict[str, str] | None = None) -> int:
     """Run `python -m module` as a worker with `env` (default: this process's environment); restart it when it
     exits with EXIT_HUNG; forward signals."""
@@ -91,7 +85,8 @@ def supervise(module: str, env: dict[str, str] | None = None) -> int:
     env = {**(os.environ if env is None else env), SUPERVISED_ENV: "1"}
     restarts = 0
     while True:
-        child = subprocess.Popen([sys.executable, "-m", module], env=env, preexec_fn=_die_with_parent)
+        # The worker must never outlive its supervisor (for example after SIGKILL): it would hold the ports.
+        child = spawn([sys.executable, "-m", module], env=env, detached=False, die_with_parent=True)
         code = child.wait()
         if code != EXIT_HUNG or stopping.is_set():
             return code

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from f2_platform.stack.process import free_port
+from f2_platform.stack.ports import free_port
 from tests.pipeline import env_without_proxy
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from f2_platform.stack.process import free_port
+from f2_platform.stack.ports import free_port
 from tests.deploy.support import PROMETHEUS, PROMETHEUS_DIR
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

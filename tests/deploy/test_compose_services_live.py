@@ -25,7 +25,7 @@ import yaml
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from f2_platform.stack.hermetic import make_state_dir
-from f2_platform.stack.process import free_port
+from f2_platform.stack.ports import free_port
 from tests.deploy.support import COMPOSE_FILE, DEPLOY, VENV_BIN
 from tests.deploy.test_compose import load_bootstrap
 

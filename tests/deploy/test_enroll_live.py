@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from f2_platform.stack.process import free_port
+from f2_platform.stack.ports import free_port
 from tests.deploy.prometheus_runner import Prometheus
 from tests.deploy.support import COMPOSE_FILE, PROMETHEUS, VENV_BIN
 from tests.deploy.test_compose import load_bootstrap

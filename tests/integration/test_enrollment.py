@@ -50,7 +50,7 @@ from certs.settings import EnrollSettings
 from f2_platform.db.migrations import migrate
 from f2_platform.registry.sample import claiming_code
 from f2_platform.stack.manager import Stack
-from f2_platform.stack.process import free_port
+from f2_platform.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from f2_platform.stack.hermetic import make_state_dir
-from f2_platform.stack.process import free_port, port_is_free
+from f2_platform.stack.ports import free_port, port_is_free
 from streaming.settings import ConnectionSettings
 
 pytestmark = pytest.mark.integration
