@@ -5,16 +5,36 @@
            "private_key": PEM (only with generate_key)}
       400 malformed request (the message says what), 411 no Content-Length, 413 body too large,
       403 unknown MAC or wrong claiming code (one answer for both), 409 already enrolled,
-      429 too many requests (Retry-After), 503 registry unavailable, 500 anything else
+      429 too many requests (Retry-After), 503 registry unavailable, 500 anything else;
+      404 another path, 405 another method (Allow: POST), 501 a method outside GET/HEAD/POST/PUT/DELETE/PATCH,
+      431 a request line and headers above MAX_HEAD_BYTES
       every error body: {"error": <code>, "message": <text>}
     GET /healthz      200 {"status": "ok"} (not rate limited, touches nothing)
     GET /metrics      certificate and CRL expiry for Prometheus (not rate limited)
 
 A controller is a row of "VtDevice".devices with that macaddress; its claimingcode must match. Each
 code enrolls once ("VtDevice".f2_enrollments); `f2 certs allow-reenroll <mac>` permits one more.
-Every request except /healthz takes a token from its client IP's bucket and from the global one.
-Every refusal is logged as one structured line (logger f2.enroll); claiming codes, CSRs, keys and
-request bodies are never logged. The client IP is the TCP peer: X-Forwarded-For is not trusted.
+Every request except GET /healthz and GET /metrics takes a token from its client IP's bucket and from the
+global one, before its path is looked at. Every refusal is logged as one structured line (logger f2.enroll);
+claiming codes, CSRs, keys and request bodies are never logged. The client IP is the TCP peer:
+X-Forwarded-For is not trusted (uvicorn's proxy_headers is off). One request per connection.
+
+The application is FastAPI (routes, responses, exception handlers), served by uvicorn's h11 protocol in a
+thread of its own, which owns the event loop; enrollments themselves (registry, signing) run in the
+threadpool. uvicorn's own settings carry what they can: the head size (`h11_max_incomplete_event_size`),
+the default headers (Server: f2-enroll, Date, Connection: close), no access log. Hand-written, and why:
+
+- `certs/enrollment_connection.py`: TLS, the connection cap, the handshake timeout and the read deadlines
+  against slow clients, which uvicorn has no settings for (see there).
+- `_RequestGuard`, a small ASGI middleware: rate limiting and the 501 for unknown methods come before
+  routing (a FastAPI dependency runs after it, so probing unknown paths would cost no token), and an
+  unexpected exception becomes the JSON 500 and one log line (FastAPI's catch-all handler re-raises it to
+  uvicorn, which would log it again).
+- The body limit is decided from the headers by the pure rules (`body_length`) before a byte is read.
+  FastAPI's `max_body_size` would do it, but answers with its own plain-text 413 (it replaces any response
+  started while Content-Length is over the limit), and every answer here is the JSON error body.
+- A refused request's body is read and dropped (up to _DRAIN_LIMIT) before the answer: closing a
+  connection with unread data resets it, and the client would see the reset instead of the answer.
 """
 
 from __future__ import annotations
@@ -25,33 +45,39 @@ import json
 import logging
 import signal
 import socket
-import socketserver
 import ssl
-import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Final
 
 import psycopg
+import uvicorn
 from cryptography import x509
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certs.authority import CertificateAuthority
+from certs.enrollment_connection import CONNECTION_STATE_KEY, ConnectionLimits, GatedConnection, gated_protocol
+from certs.enrollment_log import JsonLogFormatter, configure_logging, log, log_event
 from certs.enrollment_rules import (
     ENROLL_PATH,
     HEALTH_PATH,
-    MAX_BODY_BYTES,
+    MAX_HEAD_BYTES,
     METRICS_PATH,
     EnrollRequest,
     Refusal,
     bad_request,
+    body_length,
     check_claim,
     check_enrollable,
     parse_enroll_request,
@@ -59,60 +85,24 @@ from certs.enrollment_rules import (
 )
 from certs.enrollment_store import DsnSource, EnrollmentStore, RegistryUnavailableError
 from certs.errors import CANotInitializedError, CertsError, CSRError
+from certs.metrics import render
 from certs.rate_limit import RateLimiter
 from certs.settings import EnrollSettings
 
-log = logging.getLogger("f2.enroll")
-
-# After this many request timeouts in total, a connection is cut even if it keeps trickling bytes.
+# A connection must deliver its whole request within this many request timeouts, even if it keeps
+# trickling bytes.
 _DEADLINE_FACTOR: Final = 3
 _UNAVAILABLE_RETRY_S: Final = "30"
 # A refused request's body is read up to this size so the client gets the answer (see _drain).
 _DRAIN_LIMIT: Final = 1024 * 1024
+# The methods routed at all (those http.server dispatched before); any other gets 501.
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
+_UNLIMITED: Final = frozenset({HEALTH_PATH, METRICS_PATH})
+_PROGRESS_KEY: Final = "f2.request"
 
 
 class EnrollmentConfigError(CertsError):
     """The enrollment service cannot start: no CA, no usable TLS certificate, registry not migrated."""
-
-
-# -- structured log -----------------------------------------------------------------------------
-
-
-def log_event(level: int, event: str, **fields: object) -> None:
-    """One log line: `event key=value ...` as the message, the same fields under `fields` for JSON."""
-    present = {key: value for key, value in fields.items() if value is not None}
-    text = " ".join(f"{key}={value}" for key, value in present.items())
-    log.log(level, "%s %s", event, text, extra={"fields": {"event": event, **present}})
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line; the fields of `log_event` become top-level keys."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        else:
-            entry["msg"] = record.getMessage()
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """JSON lines on stderr, unless the process has configured logging already."""
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
-    root.addHandler(handler)
-    root.setLevel(level)
 
 
 # -- the service (no HTTP) ----------------------------------------------------------------------
@@ -268,364 +258,277 @@ def server_tls_context(ca: CertificateAuthority, settings: EnrollSettings) -> ss
     return context
 
 
-# -- HTTP ---------------------------------------------------------------------------------------
+# -- HTTP: the FastAPI application --------------------------------------------------------------
 
 
-class _Deadline:
-    """Cuts a connection that is still being read after the deadline (slow clients hold no thread)."""
+@dataclass
+class _Progress:
+    """One request as far as it has come (kept in scope["state"]): is its body all read, which MAC it names."""
 
-    def __init__(self, seconds: float) -> None:
-        self.sock: socket.socket | None = None
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+    connection: GatedConnection | None
+    body_complete: bool = False
+    mac: str | None = None
 
-    def start(self) -> None:
-        self._timer.start()
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-    def _expire(self) -> None:
-        sock = self.sock
-        if sock is not None:
-            # The plain socket's shutdown (not SSLSocket's), so the reading thread wakes up with EOF.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    def body_read(self) -> None:
+        if not self.body_complete:
+            self.body_complete = True
+            if self.connection is not None:
+                self.connection.request_read()
 
 
-class _EnrollHandler(BaseHTTPRequestHandler):
-    server: EnrollmentHTTPServer
-    protocol_version = "HTTP/1.0"  # one request per connection
-    server_version = "f2-enroll"
-    sys_version = ""
+def _progress(scope: Scope) -> _Progress:
+    progress = scope["state"][_PROGRESS_KEY]
+    assert isinstance(progress, _Progress)
+    return progress
 
-    def setup(self) -> None:
-        # The socket's timeout (request_timeout) was set before the handshake and is kept.
-        self._body_read = False
-        super().setup()
 
-    # http.server's own logging goes through ours, without request lines.
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
-    def log_error(self, format: str, *args: Any) -> None:
-        log_event(logging.INFO, "enroll.http_error", client=self._client(), detail=(format % args)[:200])
 
-    def version_string(self) -> str:
-        return self.server_version
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Protocol errors found by http.server (bad request line, oversized headers): JSON like the rest."""
+
+def _json(status: int, body: Mapping[str, str], headers: Mapping[str, str] | None = None) -> Response:
+    # json.dumps with its default separators: the bytes every client has seen from this endpoint.
+    return Response(
+        json.dumps(body).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+async def _drain(request: Request) -> None:
+    """Read (and drop) a refused request's body, up to _DRAIN_LIMIT bytes: closing a connection with
+    unread data resets it, and the client would see the reset instead of the answer."""
+    progress = _progress(request.scope)
+    declared = request.headers.get("content-length")
+    try:
+        remaining = int(declared) if declared is not None else _DRAIN_LIMIT
+    except ValueError:
+        return
+    if not 0 < remaining <= _DRAIN_LIMIT:
+        return
+    read = 0
+    # The guard's receive marks the body read at its last chunk or at a disconnect; the connection's
+    # read deadlines still run, so a client that stops sending cannot hold this loop.
+    while not progress.body_complete and read <= _DRAIN_LIMIT:
+        message = await request.receive()
+        read += len(message.get("body", b""))
+
+
+async def refusal_response(request: Request, refusal: Refusal, *, logged: bool = False) -> Response:
+    """Log the refusal (unless done already), drain the body, and answer with the JSON error body."""
+    progress = _progress(request.scope)
+    if not logged:
+        log_event(
+            logging.WARNING,
+            "enroll.refused",
+            status=refusal.status,
+            error=refusal.error,
+            reason=refusal.reason,
+            mac=progress.mac,
+            client=_client(request.scope),
+        )
+    headers = {"Retry-After": refusal.retry_after} if refusal.retry_after else {}
+    if refusal.status == 405:
+        headers["Allow"] = "POST"
+    await _drain(request)
+    return _json(refusal.status, refusal.body(), headers)
+
+
+class _RequestGuard:
+    """What comes before routing: per-request progress, 501 for unknown methods, the rate limits, and the
+    JSON 500 for an exception nothing else handled (module docstring: why a middleware)."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        progress = _Progress(state.get(CONNECTION_STATE_KEY))
+        state[_PROGRESS_KEY] = progress
+        if not _has_body(scope):
+            progress.body_read()
+
+        async def tracked_receive() -> Message:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                progress.body_read()
+            return message
+
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        request = Request(scope, tracked_receive)
         try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "error"
-        self._refuse(Refusal(code, phrase.lower().replace(" ", "-"), message or phrase, f"http-{code}"))
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def _send_metrics(self) -> None:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        from certs.metrics import render
-
-        body = render(self.server.service.ca)
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _client(self) -> str:
-        return str(self.client_address[0]) if self.client_address else "-"
-
-    def _dispatch(self) -> None:
-        mac: str | None = None
-        try:
-            path = urlsplit(self.path).path
-            if self.command == "GET" and path == HEALTH_PATH:
-                self._send(200, {"status": "ok"})
-                return
-            if self.command == "GET" and path == METRICS_PATH:
-                self._send_metrics()
-                return
-            decision = self.server.limiter.check(self._client())
-            if not decision.allowed:
-                assert decision.scope is not None
-                raise rate_limited(decision.scope, decision.retry_after_header)
-            if path != ENROLL_PATH:
-                raise Refusal(404, "not-found", f"no such endpoint; enroll with POST {ENROLL_PATH}", "unknown-path")
-            if self.command != "POST":
-                raise Refusal(405, "method-not-allowed", f"use POST {ENROLL_PATH}", "method-not-allowed")
-            body = self._read_body()
-            request = parse_enroll_request(body, self.headers.get("Content-Type"))
-            mac = request.mac
-            started = time.monotonic()
-            enrolled = self.server.service.enroll(request, self._client())
-            log_event(
-                logging.INFO,
-                "enroll.issued",
-                mac=enrolled.mac,
-                serial=enrolled.serial,
-                key_source=enrolled.key_source,
-                reenrollment=enrolled.reenrollment,
-                not_after=enrolled.not_after.isoformat(),
-                client=self._client(),
-                ms=round((time.monotonic() - started) * 1000),
-            )
-            try:
-                self._send(200, enrolled.body)
-            except OSError as exc:
-                # Enrolled, but the device never got its certificate: it will need allow-reenroll.
-                log_event(
-                    logging.WARNING,
-                    "enroll.undelivered",
-                    mac=enrolled.mac,
-                    serial=enrolled.serial,
-                    client=self._client(),
-                    detail=str(exc)[:200],
-                    hint=f"f2 certs allow-reenroll {enrolled.mac}",
-                )
+            self._admit(scope)
         except Refusal as refusal:
-            self._refuse(refusal, mac)
+            response = await refusal_response(request, refusal)
+            await response(scope, tracked_receive, tracked_send)
+            return
+        try:
+            await self.app(scope, tracked_receive, tracked_send)
         except Exception:
             log.exception(
                 "enroll.failed unexpected error",
-                extra={"fields": {"event": "enroll.failed", "mac": mac, "client": self._client()}},
+                extra={"fields": {"event": "enroll.failed", "mac": progress.mac, "client": _client(scope)}},
             )
-            self._refuse(
-                Refusal(500, "internal-error", "the enrollment failed on the server; retry later", "internal"),
-                mac,
-                logged=True,
-            )
+            if not started:
+                failure = Refusal(500, "internal-error", "the enrollment failed on the server; retry later", "internal")
+                response = await refusal_response(request, failure, logged=True)
+                await response(scope, tracked_receive, tracked_send)
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding") is not None:
-            raise bad_request("chunked transfer encoding is not supported; send Content-Length", "transfer-encoding")
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            raise Refusal(411, "length-required", "send a Content-Length header", "no-content-length")
-        try:
-            length = int(length_header.strip())
-        except ValueError as exc:
-            raise bad_request("Content-Length is not a number", "bad-content-length") from exc
-        if length < 0:
-            raise bad_request("Content-Length is negative", "bad-content-length")
-        if length > MAX_BODY_BYTES:
+    def _admit(self, scope: Scope) -> None:
+        method = scope["method"]
+        if method not in _METHODS:
             raise Refusal(
-                413, "payload-too-large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body-too-large"
+                501, "not-implemented", f"method {method} is not supported; enroll with POST {ENROLL_PATH}", "http-501"
             )
-        body = self.rfile.read(length)
-        self._body_read = True
-        if len(body) != length:
-            raise bad_request("the request body ended before Content-Length bytes", "short-body")
-        self.server.request_read()
-        return body
-
-    def _drain(self) -> None:
-        """Read (and drop) a refused request's body, up to _DRAIN_LIMIT bytes: closing a connection with
-        unread data resets it, and the client would see the reset instead of the answer."""
-        if self._body_read or getattr(self, "headers", None) is None:
+        if method == "GET" and scope["path"] in _UNLIMITED:
             return
-        self._body_read = True
-        try:
-            remaining = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return
-        if not 0 < remaining <= _DRAIN_LIMIT:
-            return
-        with contextlib.suppress(OSError):
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 65536))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-
-    def _refuse(self, refusal: Refusal, mac: str | None = None, *, logged: bool = False) -> None:
-        if not logged:
-            log_event(
-                logging.WARNING,
-                "enroll.refused",
-                status=refusal.status,
-                error=refusal.error,
-                reason=refusal.reason,
-                mac=mac,
-                client=self._client(),
-            )
-        headers = {"Retry-After": refusal.retry_after} if refusal.retry_after else {}
-        if refusal.status == 405:
-            headers["Allow"] = "POST"
-        self.close_connection = True
-        self._drain()
-        with contextlib.suppress(OSError):  # the client went away; the refusal is logged
-            self._send(refusal.status, refusal.body(), headers)
-
-    def _send(self, status: int, body: dict[str, str], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        decision = self.limiter.check(_client(scope))
+        if not decision.allowed:
+            assert decision.scope is not None
+            raise rate_limited(decision.scope, decision.retry_after_header)
 
 
-class EnrollmentHTTPServer(ThreadingHTTPServer):
-    """Accepts TCP, then does the TLS handshake in the connection's own thread, under a timeout.
+async def _read_body(request: Request) -> bytes:
+    length = body_length(request.headers.get("content-length"), request.headers.get("transfer-encoding"))
+    body = bytearray()
+    with contextlib.suppress(ClientDisconnect):  # a short body is refused below
+        async for chunk in request.stream():
+            body += chunk
+    if len(body) != length:
+        raise bad_request("the request body ended before Content-Length bytes", "short-body")
+    return bytes(body)
 
-    At most `max_connections` connections are served at once; more are closed without an answer.
-    """
 
-    daemon_threads = False
-    block_on_close = True  # server_close() waits for enrollments in progress
+def create_app(service: EnrollmentService, limiter: RateLimiter) -> FastAPI:
+    """The enrollment endpoint, /healthz and /metrics; no OpenAPI or docs pages, no telemetry export."""
+    app = FastAPI(
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,  # /healthz/ is another path (404), as it always was, not a redirect
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+    )
+    app.add_middleware(_RequestGuard, limiter=limiter)
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        *,
-        service: EnrollmentService,
-        limiter: RateLimiter,
-        tls_context: ssl.SSLContext,
-        request_timeout: float,
-        max_connections: int,
-    ) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.service = service
-        self.limiter = limiter
-        self.tls_context = tls_context
-        self.request_timeout = request_timeout
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._local = threading.local()
-        super().__init__(address, _EnrollHandler)
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refusal)
+        return await refusal_response(request, exc)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can hang without DNS.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
+    @app.exception_handler(HTTPException)
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        """The router's 404 and 405 in the service's words: 405 only for the enrollment path itself."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (404, 405):
+            if request.scope["path"] == ENROLL_PATH:
+                refusal = Refusal(405, "method-not-allowed", f"use POST {ENROLL_PATH}", "method-not-allowed")
+            else:
+                refusal = Refusal(404, "not-found", f"no such endpoint; enroll with POST {ENROLL_PATH}", "unknown-path")
+        else:
+            code = exc.status_code
+            refusal = Refusal(code, HTTPStatus(code).phrase.lower().replace(" ", "-"), str(exc.detail), f"http-{code}")
+        return await refusal_response(request, refusal)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            log_event(
-                logging.WARNING,
-                "enroll.refused",
-                reason="too-many-connections",
-                client=str(client_address[0]),
-            )
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+    @app.get(HEALTH_PATH)
+    async def healthz() -> Response:
+        return _json(200, {"status": "ok"})
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+    @app.get(METRICS_PATH)
+    def metrics() -> Response:  # reads the PKI's files: FastAPI runs it in the threadpool
+        return Response(render(service.ca), media_type=CONTENT_TYPE_LATEST)
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        deadline = _Deadline(self.request_timeout * _DEADLINE_FACTOR)
-        deadline.sock = request
-        self._local.deadline = deadline
-        deadline.start()
-        try:
-            request.settimeout(self.request_timeout)
-            try:
-                tls = self.tls_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                log_event(
-                    logging.INFO,
-                    "enroll.tls_failed",
-                    client=str(client_address[0]),
-                    detail=str(exc)[:200],
-                )
-                return
-            deadline.sock = tls
-            try:
-                _EnrollHandler(tls, client_address, self)
-            except OSError as exc:  # the client reset or stalled; nothing to answer
-                log_event(
-                    logging.INFO,
-                    "enroll.connection_lost",
-                    client=str(client_address[0]),
-                    detail=str(exc)[:200],
-                )
-            finally:
-                tls.close()
-        finally:
-            deadline.cancel()
-            self._local.deadline = None
-
-    def request_read(self) -> None:
-        """The request is in: from now on the server's own work must not be cut by the read deadline."""
-        deadline = getattr(self._local, "deadline", None)
-        if deadline is not None:
-            deadline.cancel()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception(
-            "enroll.connection_error",
-            extra={"fields": {"event": "enroll.connection_error", "client": str(client_address[0])}},
+    @app.post(ENROLL_PATH)
+    async def enroll(request: Request) -> Response:
+        progress = _progress(request.scope)
+        client = _client(request.scope)
+        body = await _read_body(request)
+        enroll_request = parse_enroll_request(body, request.headers.get("content-type"))
+        progress.mac = enroll_request.mac
+        started = time.monotonic()
+        enrolled = await run_in_threadpool(service.enroll, enroll_request, client)
+        log_event(
+            logging.INFO,
+            "enroll.issued",
+            mac=enrolled.mac,
+            serial=enrolled.serial,
+            key_source=enrolled.key_source,
+            reenrollment=enrolled.reenrollment,
+            not_after=enrolled.not_after.isoformat(),
+            client=client,
+            ms=round((time.monotonic() - started) * 1000),
         )
+        if await request.is_disconnected():
+            # Enrolled, but the device will not get its certificate: it will need allow-reenroll.
+            log_event(
+                logging.WARNING,
+                "enroll.undelivered",
+                mac=enrolled.mac,
+                serial=enrolled.serial,
+                client=client,
+                detail="the client closed the connection before the answer",
+                hint=f"f2 certs allow-reenroll {enrolled.mac}",
+            )
+        return _json(200, enrolled.body)
+
+    return app
+
+
+# -- the server ---------------------------------------------------------------------------------
 
 
 class EnrollmentServer:
-    """The service bound to its address: `serve_forever()`, or `start()` in a thread and `stop()`."""
+    """The service bound to its address: `start()` serves in a thread until `stop()`."""
 
-    def __init__(self, http: EnrollmentHTTPServer) -> None:
-        self.http = http
+    def __init__(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        self._server = server
+        self._sock = sock
+        address = sock.getsockname()
+        self.host, self.port = str(address[0]), int(address[1])
         self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        return str(self.http.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self.http.server_address[1])
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.port}"
 
-    def serve_forever(self) -> None:
-        self.http.serve_forever(poll_interval=0.2)
-
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="f2-enroll", daemon=True)
+        """Serve in a background thread; returns once connections are accepted."""
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="f2-enroll", daemon=True
+        )
         self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise EnrollmentConfigError("the enrollment service stopped while starting; its log says why")
+            time.sleep(0.01)
 
     def stop(self) -> None:
-        """Stop accepting, wait for requests in progress, close the socket."""
-        self.http.shutdown()
-        self.http.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        """Stop accepting, let the requests in progress finish, close the socket."""
+        if self._thread is None:
+            self._sock.close()
+            return
+        self._server.should_exit = True
+        self._thread.join()
+        self._thread = None
 
     def serve_until_signalled(self) -> None:
         """Serve until SIGTERM or SIGINT, then finish the requests in progress and return."""
@@ -635,6 +538,8 @@ class EnrollmentServer:
             log_event(logging.INFO, "enroll.stopping", signal=signal.Signals(signum).name)
             stop.set()
 
+        # Our handlers, not uvicorn's: it serves in another thread, where it installs none (uvicorn's
+        # would re-raise the signal after shutting down, and the process would end by it, not with 0).
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
@@ -645,6 +550,20 @@ class EnrollmentServer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         log_event(logging.INFO, "enroll.stopped")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    # Bound here, not by uvicorn, so a busy port is reported with the fix before anything starts (uvicorn
+    # would log and exit the process) and port 0 is known at once.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def build_server(
@@ -670,21 +589,37 @@ def build_server(
         clock=clock,
     )
     service = EnrollmentService(ca, store, device_days=settings.device_days)
+    limits = ConnectionLimits(
+        tls=context,
+        request_timeout_s=settings.request_timeout_s,
+        request_deadline_s=settings.request_timeout_s * _DEADLINE_FACTOR,
+        max_connections=settings.max_connections,
+    )
+    config = uvicorn.Config(
+        create_app(service, limiter),
+        http=gated_protocol(limits),  # TLS is done per connection there (enrollment_connection.py)
+        ws="none",
+        lifespan="off",
+        loop="asyncio",
+        log_config=None,  # the process's logging (JSON lines) stays as it is
+        access_log=False,  # every refusal and enrollment is logged by the service itself
+        proxy_headers=False,  # the client is the TCP peer; X-Forwarded-For is not trusted
+        server_header=False,
+        headers=[("Server", "f2-enroll"), ("Connection", "close")],
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        # Never reached while every response closes its connection; a keep-alive connection would get the
+        # same time as any other wait for a request.
+        timeout_keep_alive=max(1, round(settings.request_timeout_s)),
+    )
+    config.load()
     try:
-        http = EnrollmentHTTPServer(
-            (settings.host, settings.port),
-            service=service,
-            limiter=limiter,
-            tls_context=context,
-            request_timeout=settings.request_timeout_s,
-            max_connections=settings.max_connections,
-        )
+        sock = _listen(settings.host, settings.port)
     except OSError as exc:
         raise EnrollmentConfigError(
             f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
             f"pick another address with --host/--port or F2_ENROLL_HOST/F2_ENROLL_PORT"
         ) from exc
-    server = EnrollmentServer(http)
+    server = EnrollmentServer(uvicorn.Server(config), sock)
     log_event(
         logging.INFO,
         "enroll.listening",
@@ -703,6 +638,7 @@ __all__ = [
     "build_server",
     "configure_logging",
     "covers_host",
+    "create_app",
     "log_event",
     "server_tls_context",
 ]

@@ -1,6 +1,7 @@
 """What the enrollment endpoint accepts and how it answers: request parsing, the claim check, refusals.
 
-Pure: no network, no database, no files. `certs/enrollment.py` wires it to HTTPS, the registry and the CA.
+Pure: no network, no database, no files. `certs/enrollment.py` wires it to HTTPS (FastAPI on uvicorn), the
+registry and the CA.
 
 Request (POST /v1/enroll, Content-Type: application/json), exactly one of `csr` / `generate_key`:
 
@@ -32,6 +33,9 @@ HEALTH_PATH: Final = "/healthz"
 METRICS_PATH: Final = "/metrics"
 # A PEM CSR and a few short fields; anything larger is refused before it is read.
 MAX_BODY_BYTES: Final = MAX_CSR_BYTES + 4096
+# The request line and headers together. http.server, which served this endpoint before, allowed 64 KiB
+# per line; an enrolling controller sends a few hundred bytes.
+MAX_HEAD_BYTES: Final = 64 * 1024
 MAX_CLAIMING_CODE_CHARS: Final = 256
 FIELDS: Final = frozenset({"mac", "claiming_code", "csr", "generate_key"})
 
@@ -124,6 +128,26 @@ class EnrollmentState:
     enrolled_at: datetime
     enrollments: int
     reenroll_allowed: bool
+
+
+def body_length(content_length: str | None, transfer_encoding: str | None) -> int:
+    """The request body's length from its headers, checked before any of the body is read.
+
+    A length is required (no chunked bodies), so the size limit is decided before reading a byte.
+    """
+    if transfer_encoding is not None:
+        raise bad_request("chunked transfer encoding is not supported; send Content-Length", "transfer-encoding")
+    if content_length is None:
+        raise Refusal(411, "length-required", "send a Content-Length header", "no-content-length")
+    try:
+        length = int(content_length.strip())
+    except ValueError as exc:
+        raise bad_request("Content-Length is not a number", "bad-content-length") from exc
+    if length < 0:
+        raise bad_request("Content-Length is negative", "bad-content-length")
+    if length > MAX_BODY_BYTES:
+        raise Refusal(413, "payload-too-large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body-too-large")
+    return length
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -271,11 +295,14 @@ __all__ = [
     "ENROLL_PATH",
     "HEALTH_PATH",
     "MAX_BODY_BYTES",
+    "MAX_HEAD_BYTES",
+    "METRICS_PATH",
     "EnrollRequest",
     "EnrollmentState",
     "Refusal",
     "already_enrolled",
     "bad_request",
+    "body_length",
     "check_claim",
     "check_csr",
     "check_enrollable",

@@ -26,6 +26,7 @@ from certs.enrollment_rules import (
     MAX_CLAIMING_CODE_CHARS,
     EnrollmentState,
     Refusal,
+    body_length,
     check_claim,
     check_enrollable,
     codes_match,
@@ -102,6 +103,30 @@ def test_malformed_bodies_are_400(raw: bytes, content_type: str | None, reason: 
 def test_an_oversized_body_is_413() -> None:
     refusal = refusal_of(b" " * (MAX_BODY_BYTES + 1))
     assert (refusal.status, refusal.error) == (413, "payload-too-large")
+
+
+@pytest.mark.parametrize(
+    ("content_length", "transfer_encoding", "status", "reason"),
+    [
+        (None, "chunked", 400, "transfer-encoding"),
+        ("12", "chunked", 400, "transfer-encoding"),
+        (None, None, 411, "no-content-length"),
+        ("twelve", None, 400, "bad-content-length"),
+        ("-1", None, 400, "bad-content-length"),
+        (str(64 * 1024 + 4096 + 1), None, 413, "body-too-large"),
+    ],
+)
+def test_the_body_length_is_checked_from_the_headers(
+    content_length: str | None, transfer_encoding: str | None, status: int, reason: str
+) -> None:
+    with pytest.raises(Refusal) as caught:
+        body_length(content_length, transfer_encoding)
+    assert (caught.value.status, caught.value.reason) == (status, reason)
+
+
+def test_a_body_length_up_to_the_limit_is_accepted() -> None:
+    assert body_length(" 0 ", None) == 0
+    assert body_length(str(64 * 1024 + 4096), None) == 64 * 1024 + 4096  # a 64 KiB CSR and the other fields
 
 
 def test_duplicate_fields_are_refused() -> None:
