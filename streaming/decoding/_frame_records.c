@@ -1,15 +1,15 @@
 /*
- * streaming._frame_records: one frame message straight to its decoded records, in C.
+ * streaming.decoding._frame_records: one frame message straight to its decoded records, in C.
  *
  * The processor's hot path for the common case only: a well-formed hex frame of a device whose layout
- * is known. Layout.records() returns the (key, value) records the pure path (frame_decoder +
- * records.encode_readings) would build, byte for byte, or None for anything else: bad hex, a CRC or length
- * problem, a non-finite value, a timestamp outside years 1..9999, an over-long frame. The caller then runs
+ * is known. Layout.records() returns the (key, value) records the pure path (decoding.record.readings_of
+ * + decoded_format.encode_readings) would build, byte for byte, or None for anything else: bad hex, a CRC
+ * or length problem, a non-finite value, a timestamp outside years 1..9999, an over-long frame. The caller then runs
  * the pure path, which decides and explains every such case; so this file holds no error texts and no
  * rules of its own beyond the ones it can only accept by.
  *
  * The JSON template's fixed parts (head, per-datapoint middle, tail) and the keys come from Python
- * (streaming/records.py), so the contract's text lives in one place.
+ * (streaming/decoding/decoded_format.py), so the contract's text lives in one place.
  *
  * Values are computed as Python computes them: raw * mul / div with exact integer operands up to 2**53
  * (IEEE division of exact operands is the correctly rounded quotient, as Python's int true division is),
@@ -437,7 +437,7 @@ static PyMethodDef Layout_methods[] = {
 
 static PyTypeObject LayoutType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "streaming._frame_records.Layout",
+    .tp_name = "streaming.decoding._frame_records.Layout",
     .tp_doc = "A device's frame layout and record templates, built once per device.",
     .tp_basicsize = sizeof(LayoutObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -454,7 +454,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "streaming._frame_records",
+    .m_name = "streaming.decoding._frame_records",
     .m_doc = "One frame message straight to its decoded records (the processor's hot path).",
     .m_size = -1,
     .m_methods = module_methods,

@@ -1,10 +1,10 @@
 /*
- * streaming._copy_rows: a batch of decoded records straight to the sink's COPY data, in C.
+ * streaming.sink._copy_rows: a batch of decoded records straight to the sink's COPY data, in C.
  *
  * The sink's hot path for the common case only: every record has exactly the form the processor writes
- * (streaming/records.py), a valid UTC timestamp in years 1970..9999, positive 32-bit ids, a finite
- * value, and no key twice. copy_binary() then returns those rows in COPY's binary format: the values
- * PostgreSQL would read from sink_batch.copy_text(parse_record(...)) for the same records, without the
+ * (streaming/decoding/decoded_format.py), a valid UTC timestamp in years 1970..9999, positive 32-bit ids,
+ * a finite value, and no key twice. copy_binary() then returns those rows in COPY's binary format: the values
+ * PostgreSQL would read from sink.rows.copy_text(parse_record(...)) for the same records, without the
  * database parsing text. For any other batch it returns None and the pure path parses it, which
  * dead-letters and explains every record it cannot store.
  *
@@ -306,7 +306,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "streaming._copy_rows",
+    .m_name = "streaming.sink._copy_rows",
     .m_doc = "A batch of decoded records straight to the sink's COPY data (its hot path).",
     .m_size = -1,
     .m_methods = module_methods,

@@ -1,8 +1,11 @@
-"""The processor's per-frame path (streaming/frame_records.py) and its native extension.
+"""The processor's per-frame path (streaming/decoding/native.py) and its native extension
+(streaming/decoding/_frame_records.c, built by the build backend: setup.py).
 
 The native path must give exactly the records the pure path gives, byte for byte, and leave every input it
 does not take to the pure path, which explains it. Checked three ways: the test vectors (values given by
-the vector file), hand-computed records, and a differential run over random templates and frames.
+the vector file), hand-computed records, and a differential run over random templates and frames. Each asks
+the extension itself (`native_records`) and counts the frames it took, so an extension that is missing or
+that silently declines everything fails here instead of leaving every frame to the pure path unnoticed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from streaming.decoding.frames import FrameLayout, modbus_crc16
 from streaming.decoding.payload import Payload, parse_payload
 from streaming.decoding.topology import FRAME_CHECK_MODBUS_CRC, FRAME_CHECK_NONE, Datapoint, WiredDevice
 from streaming.errors import DecodeError
-from streaming.mqtt.topic import parse_topic
+from streaming.mqtt.topic import MqttTopic, parse_topic
 from tests.unit.test_decoder_vectors import (
     DEAD_LETTER_CASES,
     MAX_PAYLOAD_BYTES,
@@ -63,6 +66,15 @@ def payload(frame_hex: str, timestamp_us: int = TS) -> Payload:
     return Payload(timestamp_us, frame_hex, {})
 
 
+def native_records(dev: WiredDevice, message: Payload, topic: MqttTopic = TOPIC) -> fr.Records | None:
+    """What the extension itself returns for a frame message: its records, or None when it leaves the message to
+    the pure path (the layout is one it cannot take, or the frame is not one it accepts)."""
+    assert fr._EXTENSION is not None, "streaming.decoding._frame_records did not import: `make provision` builds it"
+    assert topic.carries_frame and message.data is not None
+    layout = fr._native_layout(FrameLayout.for_device(dev))
+    return None if layout is None else layout.records(message.data, message.timestamp_us)
+
+
 def outcome(function: Any, *args: Any) -> tuple[str, Any]:
     try:
         return "records", function(*args)
@@ -71,7 +83,8 @@ def outcome(function: Any, *args: Any) -> tuple[str, Any]:
 
 
 def test_native_extension_is_built() -> None:
-    assert fr.NATIVE, "streaming/_frame_records is not built: provisioning runs scripts/build_native.py"
+    assert fr.NATIVE, "streaming.decoding._frame_records is not built: `make provision` (uv sync) builds it"
+    assert fr._EXTENSION is not None and fr._EXTENSION.__name__ == "streaming.decoding._frame_records"
 
 
 # --- the test vectors: values from the vector file ---------------------------------------------------------
@@ -84,6 +97,9 @@ def test_vector_rows_as_records(case: dict[str, Any]) -> None:
     dev = lookup(topic)
     records = fr.frame_records(topic, parsed, dev)
     assert records == fr.pure_frame_records(topic, parsed, dev)
+    if topic.carries_frame:
+        # Every frame of the vectors is well-formed and of a layout the extension takes: it decodes it itself.
+        assert native_records(dev, parsed, topic) == records
     stamp = datetime.strptime(case["payload"]["timestamp"], "%Y-%m-%d %H:%M:%S.%f").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert device_timestamp_us(case["payload"]["timestamp"]) == parsed.timestamp_us
     expected = {row["datapoint"]: row["value"] for row in case["expect_rows"]}
@@ -118,8 +134,10 @@ def test_vector_dead_letters_keep_their_reason(case: dict[str, Any]) -> None:
 def test_hand_computed_records() -> None:
     dev = device([("Int16", 3, 2), ("Uint16", 5, 1), ("Float32", 7, 0), ("Uint32", 11, -3)])
     body = bytes([1, 3, 12]) + struct.pack(">hHfI", -2352, 451, 1.5, 7)
-    records = fr.frame_records(TOPIC, payload(with_crc(body).hex(" ").upper(), TS + 42), dev)
+    message = payload(with_crc(body).hex(" ").upper(), TS + 42)
+    records = fr.frame_records(TOPIC, message, dev)
     head = '{"timestamp": "2026-03-01T10:00:00.000042Z", "device_id": 7, '
+    assert native_records(dev, message) == records
     assert records == [
         (b"7:101", (head + '"datapoint_id": 101, "value": -23.52}').encode()),
         (b"7:102", (head + '"datapoint_id": 102, "value": 45.1}').encode()),
@@ -136,6 +154,7 @@ def test_every_hex_form_the_pure_path_accepts(text: str) -> None:
     dev = device([("Int16", 3, 2)])
     assert with_crc(bytes.fromhex("0103020930")).hex() == "0103020930be00"
     got = fr.frame_records(TOPIC, payload(text), dev)
+    assert native_records(dev, payload(text)) == got
     assert got == fr.pure_frame_records(TOPIC, payload(text), dev)
     assert json.loads(got[0][1])["value"] == 23.52
 
@@ -164,6 +183,7 @@ def test_bad_frames_are_explained_by_the_pure_path(text: str, reason: str) -> No
     )
     assert native == pure
     assert native[0] == "dead" and native[1][0] == reason
+    assert native_records(dev, payload(text)) is None, "the extension takes no frame the pure path refuses"
 
 
 def test_non_finite_float_is_a_malformed_payload() -> None:
@@ -189,7 +209,6 @@ def test_registry_mistake_keeps_its_explanation() -> None:
     assert caught.value.reason == "frame-length" and "Int24" in caught.value.detail
 
 
-@pytest.mark.skipif(not fr.NATIVE, reason="the native extension is not built (see test_native_extension_is_built)")
 def test_a_native_layout_is_complete_or_refuses_work() -> None:
     assert fr._EXTENSION is not None
     layout_type = fr._EXTENSION.Layout
@@ -212,7 +231,6 @@ def test_a_native_layout_is_complete_or_refuses_work() -> None:
 # --- timestamps ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not fr.NATIVE, reason="the native extension is not built (see test_native_extension_is_built)")
 @pytest.mark.parametrize(
     "instant",
     [
@@ -232,7 +250,6 @@ def test_native_stamp_of_boundary_instants(instant: datetime) -> None:
     assert fr._EXTENSION.format_stamp(micros) == instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ").rjust(27, "0")
 
 
-@pytest.mark.skipif(not fr.NATIVE, reason="the native extension is not built (see test_native_extension_is_built)")
 def test_native_stamp_of_random_instants_and_outside_the_years_it_writes() -> None:
     rng = random.Random(20261130)
     epoch = datetime(1970, 1, 1)
@@ -284,6 +301,7 @@ def test_native_and_pure_paths_agree_on_random_templates_and_frames() -> None:
     rng = random.Random(7)
     low, high = MIN_US, MAX_US
     outcomes = {"records": 0, "dead": 0}
+    taken_natively = 0
     for _ in range(3000):
         dev = random_device(rng)
         FrameLayout.clear_cache()
@@ -291,15 +309,23 @@ def test_native_and_pure_paths_agree_on_random_templates_and_frames() -> None:
             timestamp_us = rng.randint(low, high) if rng.random() < 0.3 else TS + rng.randrange(10**9)
             message = payload(random_frame_text(rng, dev), timestamp_us)
             native = outcome(fr.frame_records, TOPIC, message, dev)
-            assert native == outcome(fr.pure_frame_records, TOPIC, message, dev), (dev, message)
+            pure = outcome(fr.pure_frame_records, TOPIC, message, dev)
+            assert native == pure, (dev, message)
             outcomes[native[0]] += 1
-    # Both kinds of outcome occurred often enough for the comparison to mean something.
+            direct = native_records(dev, message)
+            if direct is not None:
+                taken_natively += 1
+                assert ("records", direct) == pure, (dev, message)
+    # Both kinds of outcome occurred often enough for the comparison to mean something, and the extension
+    # itself decoded most of the frames that have records (the others: scales beyond exact doubles).
     assert min(outcomes.values()) > 1000, outcomes
+    assert taken_natively > 0.9 * outcomes["records"], (taken_natively, outcomes)
 
 
 def test_encoded_frames_round_trip_through_the_native_path() -> None:
     rng = random.Random(11)
     dev = device([("Int16", 3, 2), ("Uint16", 5, 1), ("Int32", 7, 0), ("Float32", 11, 3)])
+    taken_natively = 0
     for _ in range(500):
         values = {
             "p0": rng.randint(-32768, 32767) / 100,
@@ -309,7 +335,10 @@ def test_encoded_frames_round_trip_through_the_native_path() -> None:
         }
         frame = encode_frame(values, dev.datapoints)
         records = fr.frame_records(TOPIC, payload(frame.hex(" ")), dev)
+        taken_natively += native_records(dev, payload(frame.hex(" "))) == records
         decoded = {f"p{json.loads(v)['datapoint_id'] - 101}": json.loads(v)["value"] for _, v in records}
         for label in ("p0", "p1", "p2"):
             assert decoded[label] == values[label]
         assert decoded["p3"] == pytest.approx(values["p3"], rel=1e-6)
+    # Every one of the 500 well-formed frames was decoded by the extension itself.
+    assert taken_natively == 500
