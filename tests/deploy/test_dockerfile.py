@@ -1,11 +1,13 @@
-"""The platform image's Dockerfile: hadolint clean, multi-stage, locked install, non-root, nothing to build
-with at run time; and the entrypoint and health check scripts it installs, run for real."""
+"""The platform image's Dockerfile: hadolint clean, multi-stage, the project installed from the wheel its own
+stage builds (tests/deploy/test_wheel.py builds that wheel from the same files), locked dependencies, non-root,
+nothing to build with at run time; and the entrypoint and health check scripts it installs, run for real."""
 
 from __future__ import annotations
 
 import http.server
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -13,26 +15,20 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.deploy.dockerfile import (
+    DOCKERFILE,
+    build_args,
+    context_files,
+    context_sources,
+    let_through,
+    named_stages,
+    resolve,
+    stages,
+)
 from tests.deploy.support import DEPLOY, REPO, VENV_BIN
 
-DOCKERFILE = DEPLOY / "Dockerfile"
 ENTRYPOINT = DEPLOY / "docker" / "entrypoint.sh"
 HEALTHCHECK = DEPLOY / "docker" / "healthcheck.py"
-
-
-def stages(text: str) -> list[list[str]]:
-    """Instructions of each build stage (continuation lines joined, comments dropped)."""
-    joined = re.sub(r"\\\n", " ", text)
-    result: list[list[str]] = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.upper().startswith("FROM "):
-            result.append([])
-        if result:
-            result[-1].append(line)
-    return result
 
 
 def test_hadolint_passes() -> None:
@@ -44,14 +40,6 @@ def test_hadolint_passes() -> None:
     assert result.returncode == 0, f"hadolint findings:\n{result.stdout}{result.stderr}"
 
 
-def build_args(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, flags=re.MULTILINE))
-
-
-def resolve(line: str, args: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), line)
-
-
 def test_multi_stage_locked_install_non_root_runtime() -> None:
     text = DOCKERFILE.read_text()
     args = build_args(text)
@@ -59,7 +47,6 @@ def test_multi_stage_locked_install_non_root_runtime() -> None:
     assert len(all_stages) >= 3, "expected a uv stage, a build stage and a runtime stage"
     build = "\n".join(line for stage in all_stages[:-1] for line in stage)
     assert "uv sync --frozen --no-dev" in build, "the build stage installs exactly what uv.lock pins"
-    assert "scripts/build_native.py" in build, "the build stage compiles the processor's native frame decoder"
     runtime = all_stages[-1]
     runtime_text = "\n".join(runtime)
     users = [line.split(None, 1)[1] for line in runtime if line.upper().startswith("USER ")]
@@ -72,6 +59,53 @@ def test_multi_stage_locked_install_non_root_runtime() -> None:
     assert any(line.startswith("COPY --from=builder /app") for line in runtime)
     assert any(line.startswith("ENTRYPOINT") for line in runtime)
     assert "slim" in runtime[0], "the runtime stage starts from a slim base"
+    assert re.search(r"^ENV .*\bF2_PROJECT_DIR=/app\b", runtime_text, flags=re.MULTILINE), (
+        "the installed wheel holds only the packages: the runtime names where sql/, dbt/ and workspace.yaml are"
+    )
+
+
+def test_the_project_is_installed_from_the_wheel_its_own_stage_builds() -> None:
+    text = DOCKERFILE.read_text()
+    named = named_stages(text)
+    assert {"wheel", "builder", "runtime"} <= named.keys(), list(named)
+    wheel, builder = "\n".join(named["wheel"]), "\n".join(named["builder"])
+    # The wheel stage compiles the C extensions through the build backend, and alone has a compiler.
+    assert re.search(r"\buv build --wheel --out-dir (\S+)", wheel), "the wheel stage runs `uv build --wheel`"
+    out_dir = re.search(r"\buv build --wheel --out-dir (\S+)", wheel).group(1)  # type: ignore[union-attr]
+    assert "gcc" in wheel and "libc6-dev" in wheel, "the wheel stage installs a compiler for the extensions"
+    assert "gcc" not in builder, "only the wheel stage compiles"
+    # The builder installs that wheel, with no dependencies of its own resolution, into the locked venv...
+    install = re.search(r"--mount=type=bind,from=wheel,source=(\S+),target=(\S+).*\buv pip install (.*)", builder)
+    assert install, "the build stage mounts the wheel stage's output and installs from it"
+    source, target, arguments = install.groups()
+    assert source == out_dir, f"the build stage mounts {source}, the wheel stage writes {out_dir}"
+    assert "--no-deps" in arguments, "dependencies come from uv.lock (uv sync), not from the wheel's metadata"
+    wheels = [word for word in shlex.split(arguments) if word.endswith(".whl")]
+    assert wheels and all(word.startswith(f"{target}/f2_platform-") for word in wheels), arguments
+    # ... proves both extensions load from it ...
+    assert "import streaming.decoding._frame_records, streaming.sink._copy_rows" in builder
+    # ... and takes no Python of the project from the build context: the packages come from the wheel only.
+    for stage_name in ("builder", "runtime"):
+        for source in context_sources(named[stage_name]):
+            top = source.split("/")[0]
+            assert top not in {"f2_platform", "streaming", "certs", "simulator", "bench", "tests", "."}, (
+                f"the {stage_name} stage copies {source} from the build context; the wheel brings the packages"
+            )
+
+
+def test_every_path_the_image_takes_from_the_context_is_let_through() -> None:
+    text = DOCKERFILE.read_text()
+    for name, instructions in named_stages(text).items():
+        for source in context_sources(instructions):
+            assert (REPO / source).exists(), f"stage {name} copies {source}, which the repository does not hold"
+            assert let_through(source), f"stage {name} copies {source}, which .dockerignore keeps out"
+            if (REPO / source).is_dir():
+                assert context_files([source]), f"stage {name} copies {source}, whose files .dockerignore keeps out"
+    wheel_files = context_files(context_sources(named_stages(text)["wheel"]))
+    for needed in ("setup.py", "pyproject.toml", "streaming/decoding/_frame_records.c", "streaming/sink/_copy_rows.c"):
+        assert needed in wheel_files, f"the wheel stage does not get {needed}"
+    built_here = [path for path in wheel_files if path.endswith(".so") or "__pycache__" in path]
+    assert not built_here, f"libraries or bytecode built in the checkout reach the image: {built_here}"
 
 
 def test_dockerignore_lets_through_only_what_the_image_runs() -> None:
@@ -88,7 +122,7 @@ def test_dockerignore_lets_through_only_what_the_image_runs() -> None:
         "certs",
         "sql",
         "deploy/docker",
-        "scripts/build_native.py",
+        "setup.py",
     ):
         assert needed in allowed, f"{needed} must be in the build context"
     for path in (
@@ -98,7 +132,7 @@ def test_dockerignore_lets_through_only_what_the_image_runs() -> None:
         "sql/grants.sql",
     ):
         assert (REPO / path).exists(), path
-    assert not {".venv", ".cache", ".state", "tests"} & allowed
+    assert not {".venv", ".cache", ".state", "tests", "simulator", "bench", "build", "dist"} & allowed
 
 
 # --- the entrypoint: <NAME>_FILE -> NAME --------------------------------------------------------------------
