@@ -341,7 +341,7 @@ def test_a_trickling_client_is_cut_at_the_whole_request_deadline(serve) -> None:
             except (OSError, ssl.SSLError):
                 closed = True
     waited = time.monotonic() - started
-    assert closed and 2.7 <= waited < 5, waited
+    assert closed and 2.7 <= waited < 6, waited
     (event,) = running.events("enroll.connection_lost")
     assert event["detail"] == "the request was not complete 3 s after connecting"
 
@@ -352,7 +352,7 @@ def test_connections_beyond_the_limit_are_closed_without_an_answer(serve) -> Non
     try:
         with socket.create_connection(("127.0.0.1", running.port), timeout=10) as raw:
             data, waited = _closed_after(raw)
-        assert data == b"" and waited < 1
+        assert data == b"" and waited < 5  # at once, not after the 10 s handshake timeout
         refused = running.events("enroll.refused")
         assert [(e["reason"], e["client"]) for e in refused] == [("too-many-connections", "127.0.0.1")]
     finally:
