@@ -3,20 +3,75 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import psycopg
 
+from f2_platform.errors import RegistryError
 from f2_platform.registry.sample import (
     CONTROLLERS,
     DEVICE_TYPES,
     TEMPLATES,
     WIRING,
     TemplateSpec,
-    WiringSpec,
     claiming_code,
 )
 
 S = '"VtDevice"'  # a constant schema name, never input: the f-strings below are not injectable
+
+
+class Wired(Protocol):
+    """A device on a controller's pin (the sample's WiringSpec, or a tool's own wiring)."""
+
+    @property
+    def mac(self) -> str: ...
+    @property
+    def connector(self) -> int: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+
+
+# A controller's row is written only when its name or template differ, a connector or pin only when missing or
+# different: a second seed of the same fleet writes nothing (and bumps no registry version).
+_CONTROLLERS_SQL = f"""
+INSERT INTO {S}.devices (devicename, devicetemplateid, macaddress, claimingcode, serialnumber, uuid)
+SELECT n, %s, m, c, 'SN-' || m, gen_random_uuid() FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(n, m, c)
+ON CONFLICT (macaddress) DO UPDATE SET devicename = EXCLUDED.devicename, devicetemplateid = EXCLUDED.devicetemplateid
+WHERE (devices.devicename, devices.devicetemplateid) IS DISTINCT FROM (EXCLUDED.devicename, EXCLUDED.devicetemplateid)
+"""
+_CONTROLLER_IDS_SQL = f"SELECT macaddress, deviceid FROM {S}.devices WHERE macaddress = ANY(%s)"
+_CONNECTORS_SQL = f"""
+INSERT INTO {S}.connectors (controllerid, connectornumber) SELECT * FROM unnest(%s::int[], %s::int[])
+ON CONFLICT (controllerid, connectornumber) DO NOTHING
+"""
+_CONNECTOR_IDS_SQL = (
+    f"SELECT controllerid, connectornumber, connectorid FROM {S}.connectors WHERE controllerid = ANY(%s)"
+)
+# The device already on each pin under the wanted name (k: 1-based index into the wiring).
+_PINNED_SQL = f"""
+SELECT w.k, d.deviceid
+FROM unnest(%s::int[], %s::int[], %s::text[]) WITH ORDINALITY AS w(connectorid, position, name, k)
+JOIN {S}.pins p ON p.connectorid = w.connectorid AND p.position = w.position
+JOIN {S}.devices d ON d.deviceid = p.deviceid AND d.devicename = w.name
+"""
+_RETEMPLATE_SQL = f"""
+UPDATE {S}.devices d SET devicetemplateid = u.t FROM unnest(%s::int[], %s::int[]) AS u(id, t)
+WHERE d.deviceid = u.id AND d.devicetemplateid IS DISTINCT FROM u.t
+"""
+_DEVICES_SQL = f"""
+INSERT INTO {S}.devices (devicename, devicetemplateid, serialnumber, uuid)
+SELECT n, t, s, gen_random_uuid() FROM unnest(%s::text[], %s::int[], %s::text[]) AS x(n, t, s)
+RETURNING serialnumber, deviceid
+"""
+_PINS_SQL = f"""
+INSERT INTO {S}.pins (connectorid, position, deviceid) SELECT * FROM unnest(%s::int[], %s::int[], %s::int[])
+ON CONFLICT (connectorid, position) DO UPDATE SET deviceid = EXCLUDED.deviceid
+WHERE pins.deviceid IS DISTINCT FROM EXCLUDED.deviceid
+"""
 
 
 def _one(conn: psycopg.Connection, sql: str, params: Sequence[object]) -> int | None:
@@ -84,52 +139,6 @@ def upsert_templates(
     return ids
 
 
-def upsert_controller(conn: psycopg.Connection, name: str, mac: str, template_id: int) -> int:
-    device_id = _one(
-        conn,
-        f"INSERT INTO {S}.devices (devicename, devicetemplateid, macaddress, claimingcode, serialnumber, uuid) "
-        "VALUES (%s,%s,%s,%s,%s, gen_random_uuid()) ON CONFLICT (macaddress) DO UPDATE SET "
-        "devicename = EXCLUDED.devicename, devicetemplateid = EXCLUDED.devicetemplateid "
-        "RETURNING deviceid",
-        (name, template_id, mac, claiming_code(mac), f"SN-{mac}"),
-    )
-    assert device_id is not None
-    return device_id
-
-
-def wire(conn: psycopg.Connection, w: WiringSpec, controller_id: int, template_id: int) -> int:
-    """Put device `w.device` on (controller, connector, position), creating what is missing."""
-    connector_id = _one(
-        conn,
-        f"INSERT INTO {S}.connectors (controllerid, connectornumber) VALUES (%s,%s) "
-        "ON CONFLICT (controllerid, connectornumber) DO UPDATE SET connectornumber = EXCLUDED.connectornumber "
-        "RETURNING connectorid",
-        (controller_id, w.connector),
-    )
-    device_id = _one(
-        conn,
-        f"SELECT p.deviceid FROM {S}.pins p JOIN {S}.devices d ON d.deviceid = p.deviceid "
-        "WHERE p.connectorid = %s AND p.position = %s AND d.devicename = %s",
-        (connector_id, w.position, w.device),
-    )
-    if device_id is None:
-        device_id = _one(
-            conn,
-            f"INSERT INTO {S}.devices (devicename, devicetemplateid, serialnumber, uuid) "
-            "VALUES (%s,%s,%s, gen_random_uuid()) RETURNING deviceid",
-            (w.device, template_id, f"SN-{w.mac}-{w.connector}-{w.position}"),
-        )
-    else:
-        conn.execute(f"UPDATE {S}.devices SET devicetemplateid = %s WHERE deviceid = %s", (template_id, device_id))
-    conn.execute(
-        f"INSERT INTO {S}.pins (connectorid, position, deviceid) VALUES (%s,%s,%s) "
-        "ON CONFLICT (connectorid, position) DO UPDATE SET deviceid = EXCLUDED.deviceid",
-        (connector_id, w.position, device_id),
-    )
-    assert device_id is not None
-    return device_id
-
-
 def seed_sample(dsn: str) -> None:
     """Make the registry contain docs/domain.md's sample registry (other rows are left alone)."""
     with psycopg.connect(dsn, connect_timeout=10) as conn, conn.transaction():
@@ -137,11 +146,53 @@ def seed_sample(dsn: str) -> None:
 
 
 def seed_fleet(
-    conn: psycopg.Connection, controllers: Iterable[tuple[str, str]], wiring: Iterable[WiringSpec]
+    conn: psycopg.Connection,
+    controllers: Iterable[tuple[str, str]],
+    wiring: Iterable[Wired],
+    templates: Iterable[TemplateSpec] = TEMPLATES,
 ) -> dict[tuple[str, int, int], int]:
+    """Make the registry hold `controllers` ((name, MAC)) with `wiring` and the `templates` they use (which
+    include "F2 Controller"); returns (MAC, connector, position) -> device id.
+
+    Idempotent and set-based (a few statements whatever the fleet's size: a generated fleet of thousands of
+    controllers takes seconds): controllers are matched by MAC, a pin's device by its name, so a second run
+    changes nothing and writes nothing; a pin wired to another device is rewired to a new one.
+    """
     types = upsert_device_types(conn)
-    templates = upsert_templates(conn, TEMPLATES, types)
-    controller_ids = {mac: upsert_controller(conn, name, mac, templates["F2 Controller"]) for name, mac in controllers}
-    return {
-        (w.mac, w.connector, w.position): wire(conn, w, controller_ids[w.mac], templates[w.template]) for w in wiring
-    }
+    template_ids = upsert_templates(conn, templates, types)
+    if "F2 Controller" not in template_ids:
+        raise RegistryError('seed_fleet: the templates must include "F2 Controller", the controllers\' template')
+    named = dict((mac, name) for name, mac in controllers)  # the last name given for a MAC wins
+    pins = {(w.mac, w.connector, w.position): w for w in wiring}  # the last device given for a pin wins
+    unknown = sorted({w.template for w in pins.values()} - set(template_ids))
+    if unknown:
+        raise RegistryError(f"seed_fleet: template(s) {', '.join(unknown)} are not among the templates given")
+    unwired = sorted({mac for mac, _, _ in pins} - set(named))
+    if unwired:
+        raise RegistryError(f"seed_fleet: wiring names controller(s) {', '.join(unwired[:5])} that are not listed")
+    macs = list(named)
+    conn.execute(
+        _CONTROLLERS_SQL,
+        (template_ids["F2 Controller"], [named[m] for m in macs], macs, [claiming_code(m) for m in macs]),
+    )
+    controller_ids = {str(m): int(i) for m, i in conn.execute(_CONTROLLER_IDS_SQL, (macs,)).fetchall()}
+    wired = list(pins.values())
+    pairs = sorted({(controller_ids[w.mac], w.connector) for w in wired})
+    conn.execute(_CONNECTORS_SQL, ([c for c, _ in pairs], [n for _, n in pairs]))
+    rows = conn.execute(_CONNECTOR_IDS_SQL, (sorted({c for c, _ in pairs}),)).fetchall()
+    connector_ids = {(int(c), int(n)): int(i) for c, n, i in rows}
+    at_pin = [connector_ids[(controller_ids[w.mac], w.connector)] for w in wired]
+    rows = conn.execute(_PINNED_SQL, (at_pin, [w.position for w in wired], [w.device for w in wired])).fetchall()
+    device_ids = {int(k) - 1: int(device_id) for k, device_id in rows}
+    kept = sorted(device_ids)
+    conn.execute(_RETEMPLATE_SQL, ([device_ids[k] for k in kept], [template_ids[wired[k].template] for k in kept]))
+    new = [k for k in range(len(wired)) if k not in device_ids]
+    serials = [f"SN-{wired[k].mac}-{wired[k].connector}-{wired[k].position}" for k in new]
+    rows = conn.execute(
+        _DEVICES_SQL, ([wired[k].device for k in new], [template_ids[wired[k].template] for k in new], serials)
+    ).fetchall()
+    by_serial = {str(serial): int(device_id) for serial, device_id in rows}
+    for k, serial in zip(new, serials, strict=True):
+        device_ids[k] = by_serial[serial]
+    conn.execute(_PINS_SQL, (at_pin, [w.position for w in wired], [device_ids[k] for k in range(len(wired))]))
+    return {(w.mac, w.connector, w.position): device_ids[k] for k, w in enumerate(wired)}

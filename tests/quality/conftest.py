@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from f2_platform.registry.sample import TEMPLATES, WiringSpec
-from f2_platform.registry.seed import upsert_controller, upsert_device_types, upsert_templates, wire
+from f2_platform.registry.seed import seed_fleet
 from streaming.kafka import topics
 from streaming.settings import ConnectionSettings
 from tests.quality import seed as s
@@ -95,23 +95,15 @@ def quality_env(
         yield env
 
 
-def _template_ids(conn: psycopg.Connection) -> dict[str, int]:
-    types = upsert_device_types(conn)
-    door = next(t for t in TEMPLATES if t.name == "DS-2")
-    return upsert_templates(conn, [s.TEMPLATE, door], types)
-
-
 def register(conn: psycopg.Connection, mac: str, name: str, wiring: dict[str, tuple[int, int, str]]) -> dict[str, int]:
-    templates = _template_ids(conn)
-    controller_template = conn.execute(
-        """SELECT devicetemplateid FROM "VtDevice".devicetemplates WHERE name = 'F2 Controller'"""
-    ).fetchone()
-    assert controller_template is not None, "the sample registry is loaded by `migrated`"
-    controller = upsert_controller(conn, name, mac, controller_template[0])
-    return {
-        device: wire(conn, WiringSpec(mac, connector, position, device, template), controller, templates[template])
+    """Our controller with `wiring` (device name -> (connector, position, template)); device name -> id."""
+    templates = [s.TEMPLATE, *(t for t in TEMPLATES if t.name in ("DS-2", "F2 Controller"))]
+    specs = [
+        WiringSpec(mac, connector, position, device, template)
         for device, (connector, position, template) in wiring.items()
-    }
+    ]
+    ids = seed_fleet(conn, [(name, mac)], specs, templates)
+    return {w.device: ids[(w.mac, w.connector, w.position)] for w in specs}
 
 
 def unregister(conn: psycopg.Connection, macs: list[str], device_ids: list[int]) -> None:
