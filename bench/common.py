@@ -13,7 +13,7 @@ from typing import Any
 from bench import profiling
 from bench.config import TARGETS, BenchConfig
 from bench.daemons import bench_daemon
-from bench.fleet import LoadEndpoint, bench_macs, load_endpoints, seed_bench_fleet
+from bench.fleet import LoadEndpoint, load_endpoints, seed_bench_fleet
 from bench.model import ProcessUsage, StageResult
 from bench.monitor import Monitor, jit_compiler_cpu_s, metric_sum, parse_metrics
 from bench.stackenv import BenchStack
@@ -80,8 +80,8 @@ class Run:
     @cached_property
     def endpoints(self) -> list[LoadEndpoint]:
         started = time.monotonic()
-        seed_bench_fleet(self.conn.registry_dsn, self.config.controllers)
-        eps = load_endpoints(self.conn.registry_dsn, bench_macs(self.config.controllers))
+        fleet = seed_bench_fleet(self.conn.registry_dsn, self.config.controllers)
+        eps = load_endpoints(self.conn.registry_dsn, fleet)
         self.say(
             f"bench fleet: {self.config.controllers} controllers, {len(eps)} frame sensors "
             f"({time.monotonic() - started:.1f} s)"

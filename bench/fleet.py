@@ -1,10 +1,7 @@
-"""The bench's load: a generated fleet in the registry (frames made by the simulator's own value models and
-encoder), MQTT payloads with live device timestamps, and a synthetic sensor portfolio for decoded rows.
-
-The fleet has the shape of `f2 simulate --controllers N` (two ENV-S1, a DS-2, a PM-100 and a PS-1 per
-controller) under its own MAC prefix, so a bench never drives or reconciles another tool's devices. It is
-written with a few set-based statements: `seed_fleet` issues several statements per device, which takes
-minutes for thousands of controllers.
+"""The bench's load: a generated fleet in the registry (the shape of `f2 simulate --controllers N` under its own
+MAC prefix, so a bench never drives or reconciles another tool's devices), frames made by the simulator's own
+catalog, value models and encoder, MQTT payloads with live device timestamps, and a synthetic sensor portfolio
+for decoded rows.
 """
 
 from __future__ import annotations
@@ -15,109 +12,30 @@ from dataclasses import dataclass
 
 import psycopg
 
-from f2_platform.registry.sample import WiringSpec
-from simulator.frames import encode_frame
-from streaming.decoding.decoded_format import rfc3339_from_us
-from streaming.decoding.hex import format_hex
+from simulator.endpoints import load_endpoints as simulator_endpoints
+from simulator.fleet import Fleet, generated_fleet, generated_macs
+from simulator.frames import encode_frame, hex_text
+from simulator.ledger import Reading, reading
 
 MAC_PREFIX = "be5e"
 
-_PRESENT_SQL = """
-SELECT ctl.macaddress, count(*) FROM "VtDevice".pins p
-JOIN "VtDevice".connectors c ON c.connectorid = p.connectorid
-JOIN "VtDevice".devices ctl ON ctl.deviceid = c.controllerid
-WHERE ctl.macaddress = ANY(%s) AND p.deviceid IS NOT NULL
-GROUP BY ctl.macaddress
-"""
-_CONTROLLERS_SQL = """
-INSERT INTO "VtDevice".devices (devicename, devicetemplateid, macaddress, claimingcode, serialnumber, uuid)
-SELECT n, %s, m, 'claim-' || m, 'SN-' || m, gen_random_uuid() FROM unnest(%s::text[], %s::text[]) AS t(n, m)
-ON CONFLICT (macaddress) DO UPDATE SET devicename = EXCLUDED.devicename
-RETURNING macaddress, deviceid
-"""
-_CONNECTORS_SQL = """
-INSERT INTO "VtDevice".connectors (controllerid, connectornumber)
-SELECT * FROM unnest(%s::int[], %s::int[])
-ON CONFLICT (controllerid, connectornumber) DO UPDATE SET connectornumber = EXCLUDED.connectornumber
-RETURNING controllerid, connectornumber, connectorid
-"""
-_DEVICES_SQL = """
-INSERT INTO "VtDevice".devices (devicename, devicetemplateid, serialnumber, uuid)
-SELECT n, t, s, gen_random_uuid() FROM unnest(%s::text[], %s::int[], %s::text[]) AS x(n, t, s)
-RETURNING serialnumber, deviceid
-"""
-_PINS_SQL = """
-INSERT INTO "VtDevice".pins (connectorid, position, deviceid)
-SELECT * FROM unnest(%s::int[], %s::int[], %s::int[])
-ON CONFLICT (connectorid, position) DO UPDATE SET deviceid = EXCLUDED.deviceid
-"""
+
+def bench_fleet(n: int) -> Fleet:
+    return generated_fleet(n, MAC_PREFIX, "Bench")
 
 
 def bench_macs(n: int) -> list[str]:
-    return [f"{MAC_PREFIX}{i:08x}" for i in range(1, n + 1)]
+    return generated_macs(n, MAC_PREFIX)
 
 
-def bench_fleet(n: int) -> tuple[list[tuple[str, str]], list[WiringSpec]]:
-    controllers, wiring = [], []
-    for i, mac in enumerate(bench_macs(n), start=1):
-        controllers.append((f"Bench Controller {i}", mac))
-        wiring += [
-            WiringSpec(mac, 1, 1, f"Bench {i} Env A", "ENV-S1"),
-            WiringSpec(mac, 1, 2, f"Bench {i} Env B", "ENV-S1"),
-            WiringSpec(mac, 2, 1, f"Bench {i} Door", "DS-2"),
-            WiringSpec(mac, 3, 1, f"Bench {i} Power", "PM-100"),
-            WiringSpec(mac, 4, 1, f"Bench {i} Pressure", "PS-1"),
-        ]
-    return controllers, wiring
+def seed_bench_fleet(dsn: str, n: int) -> Fleet:
+    """Make the registry hold the bench fleet of n controllers (idempotent, a few set-based statements)."""
+    from f2_platform.registry.seed import seed_fleet
 
-
-def seed_bench_fleet(dsn: str, n: int) -> None:
-    """Make the registry hold the bench fleet of n controllers (idempotent)."""
-    from f2_platform.registry.sample import TEMPLATES
-    from f2_platform.registry.seed import seed_fleet, upsert_device_types, upsert_templates
-
-    all_controllers, all_wiring = bench_fleet(n)
-    per_controller = len(all_wiring) // max(1, len(all_controllers))
+    fleet = bench_fleet(n)
     with psycopg.connect(dsn, connect_timeout=10) as conn, conn.transaction():
-        present = {
-            mac: int(count)
-            for mac, count in conn.execute(_PRESENT_SQL, ([mac for _, mac in all_controllers],)).fetchall()
-        }
-        # Controllers wired completely by an earlier run stay; partly wired ones (an interrupted run) take the
-        # exact, slower path; the rest is written in bulk.
-        partial = {mac for mac, count in present.items() if 0 < count < per_controller}
-        if partial:
-            seed_fleet(
-                conn, [c for c in all_controllers if c[1] in partial], [w for w in all_wiring if w.mac in partial]
-            )
-        fresh = {mac for _, mac in all_controllers if mac not in present}
-        if not fresh:
-            return
-        controllers = [c for c in all_controllers if c[1] in fresh]
-        wiring = [w for w in all_wiring if w.mac in fresh]
-        macs = [mac for _, mac in controllers]
-        types = upsert_device_types(conn)
-        templates = upsert_templates(conn, TEMPLATES, types)
-        rows = conn.execute(
-            _CONTROLLERS_SQL, (templates["F2 Controller"], [name for name, _ in controllers], macs)
-        ).fetchall()
-        controller_ids = {mac: int(device_id) for mac, device_id in rows}
-        pairs = sorted({(controller_ids[w.mac], w.connector) for w in wiring})
-        rows = conn.execute(_CONNECTORS_SQL, ([p[0] for p in pairs], [p[1] for p in pairs])).fetchall()
-        connector_ids = {(int(c), int(n)): int(cid) for c, n, cid in rows}
-        serials = [f"SN-{w.mac}-{w.connector}-{w.position}" for w in wiring]
-        rows = conn.execute(
-            _DEVICES_SQL, ([w.device for w in wiring], [templates[w.template] for w in wiring], serials)
-        ).fetchall()
-        device_ids = {serial: int(device_id) for serial, device_id in rows}
-        conn.execute(
-            _PINS_SQL,
-            (
-                [connector_ids[(controller_ids[w.mac], w.connector)] for w in wiring],
-                [w.position for w in wiring],
-                [device_ids[s] for s in serials],
-            ),
-        )
+        seed_fleet(conn, fleet.controllers, fleet.wiring)
+    return fleet
 
 
 # ------------------------------------------------------------------------------------------ messages
@@ -138,23 +56,20 @@ class LoadEndpoint:
         return len(self.variants[0][1])
 
 
-def load_endpoints(registry_dsn: str, macs: list[str], variants: int = 8, seed: int = 1) -> list[LoadEndpoint]:
-    """The fleet's frame sensors, read back from the registry as the simulator reads them."""
-    import simulator.run as simulator
-
+def load_endpoints(registry_dsn: str, fleet: Fleet, variants: int = 8, seed: int = 1) -> list[LoadEndpoint]:
+    """The fleet's frame sensors as the simulator drives them, with `variants` frames each."""
     out = []
     t0 = time.time()
-    for ep in simulator.load_endpoints(registry_dsn, macs, seed):
+    for ep in simulator_endpoints(registry_dsn, fleet.wiring, seed):
         if ep.is_status:
             continue
-        labels = {dp.label: dp for dp in ep.device.datapoints}
         frames = []
         for k in range(variants):
             values = ep.model.values(t0 + 30.0 * k)
-            frame = encode_frame(values, ep.device.datapoints)
-            readings = tuple((labels[label].datapoint_id, value) for label, value in values.items())
-            frames.append((format_hex(frame).encode(), readings))
-        out.append(LoadEndpoint(ep.mac, ep.topic(), ep.device.device_id, tuple(frames)))
+            frame = encode_frame(values, ep.template.datapoints)
+            readings = tuple((ep.datapoint_ids[label], value) for label, value in values.items())
+            frames.append((hex_text(frame).encode(), readings))
+        out.append(LoadEndpoint(ep.mac, ep.topic, ep.device_id, tuple(frames)))
     return out
 
 
@@ -180,13 +95,9 @@ def payload(device_time: bytes, hex_frame: bytes) -> bytes:
     return b'{"timestamp": "%s", "data": "%s"}' % (device_time, hex_frame)
 
 
-def ledger_readings(endpoint: LoadEndpoint, variant: int, ts_us: int) -> list[dict[str, object]]:
+def ledger_readings(endpoint: LoadEndpoint, variant: int, ts_us: int) -> list[Reading]:
     """The readings of one message in the simulator's ledger format."""
-    ts = rfc3339_from_us(ts_us)
-    return [
-        {"timestamp": ts, "device_id": endpoint.device_id, "datapoint_id": dp, "value": v}
-        for dp, v in endpoint.variants[variant][1]
-    ]
+    return [reading(ts_us, endpoint.device_id, dp, v) for dp, v in endpoint.variants[variant][1]]
 
 
 # ------------------------------------------------------------------------------- synthetic portfolio

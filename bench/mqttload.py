@@ -204,7 +204,7 @@ def publisher_main(
 
 
 def _write_ledger(path: Path, eps: list[LoadEndpoint], rec_ep: array, rec_var: array, rec_ts: array) -> None:
-    from simulator.run import Ledger
+    from simulator.ledger import Ledger
 
     ledger = Ledger(path)
     stamper = Stamper()

@@ -42,7 +42,10 @@ def simulate(
 
     from f2_platform.connections import resolve_connections
     from f2_platform.registry.seed import seed_fleet
-    from simulator.run import default_macs, enrolled_identities, generated_fleet, run_simulation
+    from simulator.fleet import generated_fleet, sample_fleet
+    from simulator.identities import enrolled_identities
+    from simulator.registry_ids import NotRegistered
+    from simulator.run import run_simulation
     from simulator.settings import SimulatorSettings
 
     if interval < 0.001:
@@ -50,12 +53,12 @@ def simulate(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     conn = resolve_connections()
     if controllers:
-        fleet, wiring = generated_fleet(controllers)
+        fleet = generated_fleet(controllers)
         with psycopg.connect(conn.registry_dsn) as db, db.transaction():
-            seed_fleet(db, fleet, wiring)
-        macs = [mac for _, mac in fleet]
+            seed_fleet(db, fleet.controllers, fleet.wiring)
     else:
-        macs = default_macs()
+        fleet = sample_fleet()
+    macs = fleet.macs
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -69,15 +72,18 @@ def simulate(
     click.echo(
         f"simulating {len(macs)} controller(s) over {sim.transport}, one frame per sensor every {interval} s", err=True
     )
-    acked = run_simulation(
-        conn,
-        macs,
-        identities=identities,
-        interval_s=interval,
-        count=count,
-        duration_s=duration,
-        ledger_path=ledger,
-        seed=seed,
-        stop=stop,
-    )
+    try:
+        acked = run_simulation(
+            conn,
+            fleet,
+            identities=identities,
+            interval_s=interval,
+            count=count,
+            duration_s=duration,
+            ledger_path=ledger,
+            seed=seed,
+            stop=stop,
+        )
+    except NotRegistered as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{acked} messages acknowledged by the broker", err=True)

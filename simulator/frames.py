@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 # Big-endian struct codes of the frame encodings (Bool datapoints come from status fields, not frames).
@@ -28,7 +27,7 @@ _READ_FUNCTION: Final = 0x03
 
 
 class PointLike(Protocol):
-    """Where one datapoint sits in a frame (the simulator's own FramePoint, or a registry datapoint)."""
+    """Where one datapoint sits in a frame (the simulator's catalog.Datapoint, or a test's own)."""
 
     @property
     def label(self) -> str: ...
@@ -38,14 +37,6 @@ class PointLike(Protocol):
     def offset(self) -> int: ...
     @property
     def decimals(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class FramePoint:
-    label: str
-    encoding: str
-    offset: int
-    decimals: int
 
 
 def crc16_modbus(data: bytes | bytearray) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from dataclasses import dataclass, field
 
-from streaming.decoding.topology import WiredDevice
+from simulator.catalog import Template
 
 DAY_S = 86400.0
 
@@ -31,15 +32,16 @@ def quantise(value: float, decimals: int) -> float:
 
 @dataclass
 class SensorModel:
-    device: WiredDevice
+    template: Template
     rng: random.Random
     energy_kwh: float = field(default=0.0)
 
     def values(self, t_s: float) -> dict[str, float]:
-        """Raw (unquantised) values of every datapoint of the device at Unix time t_s."""
+        """Every frame datapoint's value at Unix time t_s as the decoder must read it back: quantised to its
+        decimals, Float32 at single precision."""
         hour = (t_s % DAY_S) / 3600.0
         out: dict[str, float] = {}
-        for dp in self.device.datapoints:
+        for dp in self.template.datapoints:
             if dp.encoding == "Bool":
                 continue
             base, amp, sigma, peak = CURVES.get(dp.label, (50.0, 10.0, 1.0, 12.0))
@@ -50,13 +52,13 @@ class SensorModel:
             out["Power"] = power
             self.energy_kwh += max(power, 0.0) * 30.0 / 3_600_000.0
             out["Energy"] = 1000.0 + self.energy_kwh
-        if self.device.template_name == "PS-1" and "Pressure" in out:
-            # Float32 carries its own precision: round the way the encoder's single precision will.
-            import struct
-
-            out["Pressure"] = struct.unpack(">f", struct.pack(">f", out["Pressure"]))[0]
-        for dp in self.device.datapoints:
-            if dp.label in out and dp.encoding != "Float32":
+        for dp in self.template.datapoints:
+            if dp.label not in out:
+                continue
+            if dp.encoding == "Float32":
+                # Float32 carries its own precision: round the way the encoder's single precision will.
+                out[dp.label] = struct.unpack(">f", struct.pack(">f", out[dp.label]))[0]
+            else:
                 out[dp.label] = quantise(out[dp.label], dp.decimals)
         return out
 

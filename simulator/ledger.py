@@ -1,0 +1,43 @@
+"""The ledger (`f2 simulate --ledger FILE`): one JSON line per message the broker acknowledged, with its topic,
+its payload and the readings it carries, computed from the values the simulator encoded. The tests and the
+bench compare it with decoded_data, so the readings' format is the platform's row: timestamp (RFC 3339 UTC,
+microseconds), device_id, datapoint_id, value."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+Reading = dict[str, object]
+
+
+def rfc3339(timestamp_us: int) -> str:
+    """'2026-01-01T00:00:00.000001Z' (integer arithmetic: a float of seconds would lose microseconds)."""
+    seconds, micros = divmod(timestamp_us, 1_000_000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{micros:06d}Z"
+
+
+def reading(timestamp_us: int, device_id: int, datapoint_id: int, value: float) -> Reading:
+    return {"timestamp": rfc3339(timestamp_us), "device_id": device_id, "datapoint_id": datapoint_id, "value": value}
+
+
+class Ledger:
+    """Thread-safe JSON-lines record of acknowledged messages; without a path it records nothing."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._fh: IO[str] | None = open(path, "a", buffering=1) if path else None  # noqa: SIM115
+        self._lock = threading.Lock()
+
+    def write(self, topic: str, payload: bytes, readings: list[Reading]) -> None:
+        if self._fh is None:
+            return
+        line = json.dumps({"topic": topic, "payload": payload.decode(), "readings": readings})
+        with self._lock:
+            self._fh.write(line + "\n")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
