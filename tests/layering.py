@@ -20,6 +20,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "simulator": frozenset({"streaming", "f2_platform", "certs"}),
     "bench": frozenset({"streaming", "f2_platform", "certs", "simulator"}),
 }
+# package -> modules of ours it must not import although ALLOWED grants their package. The simulator is the
+# platform's oracle: it keeps its own catalog, encoder and topics, and never shares the platform's decoding,
+# topology or sample registry, so a mistake there cannot be made on both sides of the reconciliation.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "simulator": ("streaming.decoding", "f2_platform.registry.sample"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,14 @@ def imported_modules(source: str, module: str) -> Iterator[tuple[int, str]]:
 
 
 def violations(root: Path, package: str) -> list[Violation]:
-    """Imports in `root/package` of our packages that ALLOWED does not grant it."""
+    """Imports in `root/package` of our packages that ALLOWED does not grant it, or that FORBIDDEN names."""
     allowed = ALLOWED[package] | {package}
     found: list[Violation] = []
     for path in sorted((root / package).rglob("*.py")):
         module = ".".join(path.relative_to(root).with_suffix("").parts)
         for line, name in imported_modules(path.read_text(), module):
             top = name.split(".")[0]
-            if top in OURS and top not in allowed:
+            forbidden = any(name == f or name.startswith(f + ".") for f in FORBIDDEN.get(package, ()))
+            if (top in OURS and top not in allowed) or forbidden:
                 found.append(Violation(path.relative_to(root), line, name))
     return found

@@ -59,3 +59,23 @@ def test_the_products_own_imports_pass(tmp_path: Path) -> None:
         "streaming.settings",
         "streaming.settings.ConnectionSettings",
     ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from streaming.decoding.topology import WiredDevice\n",
+        "from streaming import decoding\n",
+        "import streaming.decoding.hex\n",
+        "from f2_platform.registry.sample import TEMPLATES\n",
+    ],
+)
+def test_the_simulator_shares_no_decoding_or_sample_registry_with_the_platform(tmp_path: Path, source: str) -> None:
+    root = _tree_with(tmp_path, "simulator/endpoints.py", source)
+    assert [(str(v.path), v.line) for v in violations(root, "simulator")][:1] == [("simulator/endpoints.py", 1)]
+
+
+def test_the_simulator_may_use_the_platforms_settings_and_seeding(tmp_path: Path) -> None:
+    source = "from streaming.settings import ConnectionSettings\nfrom f2_platform.registry.seed import seed_fleet\n"
+    root = _tree_with(tmp_path, "simulator/cli.py", source)
+    assert violations(root, "simulator") == []
