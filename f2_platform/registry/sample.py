@@ -1,4 +1,5 @@
-"""docs/domain.md's sample registry as data: the demo, the simulator and `f2 db seed-sample` use it."""
+"""docs/domain.md's sample registry as data: the demo, the tests and `f2 db seed-sample` load it (the simulator keeps
+its own copy, simulator/catalog.py, so that it stays an independent oracle)."""
 
 from __future__ import annotations
 
