@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from f2_platform.errors import ProvisioningError, StackError
-from f2_platform.stack import process
+from f2_platform.stack import ports
 from f2_platform.stack.layout import StackLayout
 from f2_platform.stack.service_config import (
     REDIS_CACHE_RIGHTS,
@@ -34,6 +34,7 @@ from f2_platform.stack.service_config import (
     redis_conf,
     server_properties,
 )
+from streaming.runtime import process
 
 if TYPE_CHECKING:
     from certs.authority import CertificateAuthority
@@ -106,7 +107,7 @@ class Service(ABC):
     def start(self) -> None:
         if self.running():
             return
-        process.require_free_port(self.name, self.settings.host, self.port, self.port_setting)
+        ports.require_free_port(self.name, self.settings.host, self.port, self.port_setting)
         self.check_installed()
         self.prepare()
         self.launch()
@@ -247,7 +248,11 @@ class Postgres(Service):
         user = _service_user("postgres")
         # The log lives in our logs folder; the postgres user writes to it through the inherited descriptor.
         process.spawn(
-            [str(PG_BIN / "postgres"), "-D", str(self.data)], self.log, self.layout.pidfile(self.name), user=user
+            [str(PG_BIN / "postgres"), "-D", str(self.data)],
+            self.log,
+            self.layout.pidfile(self.name),
+            detached=True,
+            user=user,
         )
 
     def start_timeout(self) -> float:
@@ -345,7 +350,9 @@ class Redis(Service):
         conf.chmod(0o600)
 
     def launch(self) -> None:
-        process.spawn(["redis-server", str(self.dir / "redis.conf")], self.log, self.layout.pidfile(self.name))
+        process.spawn(
+            ["redis-server", str(self.dir / "redis.conf")], self.log, self.layout.pidfile(self.name), detached=True
+        )
 
     def answers(self) -> bool:
         import redis
@@ -480,7 +487,10 @@ class Kafka(Service):
 
     def launch(self) -> None:
         process.spawn(
-            self._java("kafka.Kafka", str(self.dir / "server.properties")), self.log, self.layout.pidfile(self.name)
+            self._java("kafka.Kafka", str(self.dir / "server.properties")),
+            self.log,
+            self.layout.pidfile(self.name),
+            detached=True,
         )
 
     def start_timeout(self) -> float:
@@ -489,7 +499,7 @@ class Kafka(Service):
     def answers(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
-        if process.port_is_free(self.settings.host, self.port):
+        if ports.port_is_free(self.settings.host, self.port):
             return False
         try:
             admin = AdminClient({**self.client_config(admin=True), "socket.timeout.ms": 2000})
@@ -596,19 +606,22 @@ class Mosquitto(Service):
 
     def launch(self) -> None:
         process.spawn(
-            [self._binary(), "-c", str(self.dir / "mosquitto.conf")], self.log, self.layout.pidfile(self.name)
+            [self._binary(), "-c", str(self.dir / "mosquitto.conf")],
+            self.log,
+            self.layout.pidfile(self.name),
+            detached=True,
         )
 
     def answers(self) -> bool:
         from f2_platform.stack.mqtt_probe import mqtt_answers
 
-        if process.port_is_free(self.settings.host, self.settings.mqtt_tls_port):
+        if ports.port_is_free(self.settings.host, self.settings.mqtt_tls_port):
             return False
         return mqtt_answers(self.settings.host, self.port, MQTT_INTERNAL_USER, self.password)
 
     def start(self) -> None:
         if not self.running():
-            process.require_free_port(
+            ports.require_free_port(
                 self.name, self.settings.host, self.settings.mqtt_tls_port, "F2_STACK_MQTT_TLS_PORT"
             )
         super().start()

@@ -28,7 +28,7 @@ from certs.enrollment import EnrollmentServer, JsonLogFormatter, build_server
 from certs.settings import EnrollSettings
 from f2_platform.db.migrations import migrate
 from f2_platform.registry.sample import claiming_code
-from f2_platform.stack.process import free_port
+from f2_platform.stack.ports import free_port
 
 pytestmark = pytest.mark.integration
 
