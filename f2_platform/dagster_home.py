@@ -6,6 +6,7 @@ Production uses deploy/dagster/dagster.yaml (PostgreSQL storage) instead; nothin
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -64,8 +65,12 @@ def connection_environment(conn: ConnectionSettings) -> dict[str, str]:
 
 
 def dagster_environment(conn: ConnectionSettings, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for `dagster dev` / `dagster-webserver`: settings resolved once, DAGSTER_HOME prepared."""
+    """Environment for `dagster dev` / `dagster-webserver`: settings resolved once, DAGSTER_HOME prepared, and
+    this interpreter's scripts first on PATH (dagster-dbt runs `dbt parse` by name when the code location
+    loads under `dagster dev`; `f2` may be run from a virtualenv that was never activated)."""
     env = dict(os.environ if base is None else base)
     env.update(connection_environment(conn))
     env["DAGSTER_HOME"] = str(prepare_dagster_home(conn.state_dir))
+    scripts = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([scripts, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != scripts)])
     return env

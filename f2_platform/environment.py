@@ -9,12 +9,15 @@ The one place that decides what differs between them:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
+
+import dagster as dg
 
 from f2_platform.settings import DagsterSettings
 from streaming.settings import ConnectionSettings
 
 Environment = Literal["local", "ci", "prod"]
+Status = TypeVar("Status", dg.DefaultScheduleStatus, dg.DefaultSensorStatus)
 
 
 def get_environment() -> Environment:
@@ -33,3 +36,9 @@ def connection_settings(environment: Environment | None = None) -> ConnectionSet
 def automation_runs_by_default(environment: Environment | None = None) -> bool:
     """Whether schedules and sensors start RUNNING: never in CI, where nothing should launch on its own."""
     return (environment or get_environment()) != "ci"
+
+
+def default_status(kind: type[Status], environment: Environment | None = None) -> Status:
+    """The `default_status` of every schedule (`dg.DefaultScheduleStatus`) and sensor (`dg.DefaultSensorStatus`)
+    of the code location: RUNNING, except in CI (see automation_runs_by_default)."""
+    return kind.RUNNING if automation_runs_by_default(environment) else kind.STOPPED

@@ -1,7 +1,6 @@
-"""One package per concern; each exposes `defs() -> dagster.Definitions`.
+"""The code location's defs folder, loaded by Dagster (`dg.load_from_defs_folder`, f2_platform/definitions.py).
 
-f2_platform/definitions.py discovers every package here and merges their definitions, so a new concern
-(quality checks, analytics, ...) is a new folder with a `defs()` function, and nothing else to edit.
-Resources live in `resources/` and are available to every concern by key. Plain modules here (such as
-asset_keys.py) hold shared names and are not concerns.
+One package per concern (aggregates, quality, analytics, ...); every Dagster object a module defines at module
+level is found, so a new concern is a new folder and nothing else to edit. Resources live in `resources/` and
+are available to every concern by key. Modules without Dagster objects (asset_keys.py, helpers) add nothing.
 """

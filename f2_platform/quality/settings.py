@@ -15,31 +15,56 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class QualitySettings(BaseSettings):
-    """Thresholds of the data-quality rules. Intervals are multiples of a template's expected interval."""
+    """Thresholds of the data-quality rules. Intervals are multiples of a template's expected interval.
+
+    The code location shows them as the configuration of its `data_quality` resource
+    (f2_platform/defs/resources/data_quality.py), whose fields take their defaults and descriptions from here.
+    """
 
     model_config = SettingsConfigDict(env_prefix="F2_QUALITY_", extra="ignore")
 
-    # A reading stamped later than the check's reference time plus this is "from the future" (device clock).
-    future_tolerance_s: int = Field(300, ge=0)
-    # Silent: no reading for longer than this many expected intervals.
-    silent_after_intervals: int = Field(10, ge=2)
-    # Gap: two consecutive readings of a device further apart than this many expected intervals.
-    gap_after_intervals: int = Field(10, ge=2)
-    # Completeness: share of expected frames present in an hour, below which the hour is reported.
-    min_completeness: float = Field(0.9, gt=0, le=1)
-    # Stuck: one value, unchanged, for at least this long and this many readings.
-    stuck_after_s: int = Field(7200, gt=0)
-    stuck_min_samples: int = Field(20, ge=2)
-    # Datapoints that legitimately stay flat for hours (a battery level, an energy counter at rest).
-    stuck_exempt_labels: Annotated[list[str], NoDecode] = ["Battery", "Energy"]
-    # Freshness looks this far back for a device's last reading; older devices are "no data", not silent.
-    freshness_lookback_days: int = Field(30, gt=0)
-    # Checks on recent readings (decoded_data) cover this much time before now.
-    recent_window_s: int = Field(3 * 3600, gt=0)
-    # Failing rows shown in a check's metadata and in a report table.
-    sample_rows: int = Field(20, gt=0)
-    # Where the daily reports go (default: <F2_STATE_DIR>/reports/data-quality).
-    report_dir: Path | None = None
+    future_tolerance_s: int = Field(
+        300,
+        ge=0,
+        description="A reading stamped later than the check's reference time plus this many seconds is from the "
+        "future (device clock).",
+    )
+    silent_after_intervals: int = Field(
+        10, ge=2, description="Silent: no reading for longer than this many expected intervals."
+    )
+    gap_after_intervals: int = Field(
+        10, ge=2, description="Gap: two consecutive readings of a device further apart than this many intervals."
+    )
+    min_completeness: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Completeness: share of expected frames present in an hour, below which the hour is reported.",
+    )
+    stuck_after_s: int = Field(
+        7200, gt=0, description="Stuck: one value, unchanged, for at least this many seconds (and stuck_min_samples)."
+    )
+    stuck_min_samples: int = Field(
+        20, ge=2, description="Stuck: one value, unchanged, for at least this many readings."
+    )
+    stuck_exempt_labels: Annotated[list[str], NoDecode] = Field(
+        ["Battery", "Energy"],
+        description="Datapoint labels that legitimately stay flat for hours (a battery level, an energy counter at "
+        "rest); comma-separated in the environment.",
+    )
+    freshness_lookback_days: int = Field(
+        30,
+        gt=0,
+        description="Freshness looks this many days back for a device's last reading; older devices are 'no data', "
+        "not silent.",
+    )
+    recent_window_s: int = Field(
+        3 * 3600, gt=0, description="Checks on recent readings (decoded_data) cover this many seconds before now."
+    )
+    sample_rows: int = Field(20, gt=0, description="Failing rows shown in a check's metadata and in a report table.")
+    report_dir: Path | None = Field(
+        None, description="Where the daily reports go (unset: <F2_STATE_DIR>/reports/data-quality)."
+    )
 
     @field_validator("stuck_exempt_labels", mode="before")
     @classmethod
@@ -62,11 +87,12 @@ class AlertSettings(BaseSettings):
 class DbtSettings(BaseSettings):
     """The dbt project's connection (read by dbt/profiles.yml as F2_DBT_* environment variables).
 
-    Unset pieces are derived from F2_TIMESERIES_DSN when the code location runs dbt, so a deployment that
-    sets the contract's DSN needs nothing more; set them to point the analytics elsewhere (another role).
+    Unset pieces are derived from F2_TIMESERIES_DSN when the code location runs dbt (the `dbt` resource,
+    f2_platform/defs/analytics/resource.py), so a deployment that sets the contract's DSN needs nothing more;
+    set them to point the analytics elsewhere (another role).
     """
 
-    model_config = SettingsConfigDict(env_prefix="F2_DBT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="F2_DBT_", extra="ignore", populate_by_name=True)
 
     host: str | None = None
     port: int | None = None
@@ -76,5 +102,3 @@ class DbtSettings(BaseSettings):
     sslmode: str | None = None
     schema_name: str = Field("f2_analytics", validation_alias="F2_DBT_SCHEMA")
     threads: int = Field(4, gt=0)
-    # Where `dbt parse` writes the manifest the code location loads (default: dbt/target in the repository).
-    target_dir: Path | None = None

@@ -17,6 +17,12 @@ import psycopg
 import pytest
 
 from streaming.settings import ConnectionSettings
+from tests.dbt_project import prepare_dbt_project
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before the test modules of this folder import the code location, whose dbt assets read the manifest.
+    prepare_dbt_project()
 
 
 @pytest.fixture(scope="module")

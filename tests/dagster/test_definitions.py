@@ -3,9 +3,12 @@ and the instance configurations (local, production, Kubernetes) are valid Dagste
 
 from __future__ import annotations
 
-import importlib
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import dagster as dg
@@ -79,28 +82,116 @@ def test_jobs_schedules_sensors_and_resources(repository: dg.RepositoryDefinitio
 
 
 def test_concern_packages_are_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from f2_platform.definitions import build_definitions
+    # The code location is what Dagster's defs-folder loader finds in the package f2_platform/dg.toml names.
+    ours = tomllib.loads((REPO_ROOT / "f2_platform" / "dg.toml").read_text())["project"]
+    assert (ours["root_module"], ours["defs_module"]) == ("f2_platform", "f2_platform.defs")
 
-    package = tmp_path / "fake_defs"
-    (package / "quality").mkdir(parents=True)
+    # The same loader on a package laid out like ours: a concern is a folder, found without being listed.
+    package = tmp_path / "fake_platform"
+    (package / "defs" / "quality").mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    (package / "shared_names.py").write_text("X = 1\n")  # a module, not a concern: skipped
-    (package / "quality" / "__init__.py").write_text(
+    (package / "dg.toml").write_text('[project]\nroot_module = "fake_platform"\ndefs_module = "fake_platform.defs"\n')
+    (package / "defs" / "__init__.py").write_text("")
+    (package / "defs" / "shared_names.py").write_text("X = 1\n")  # no Dagster objects: adds nothing
+    (package / "defs" / "quality" / "__init__.py").write_text("")
+    (package / "defs" / "quality" / "report.py").write_text(
         textwrap.dedent("""
         import dagster as dg
 
         @dg.asset
         def quality_report() -> None: ...
-
-        def defs() -> dg.Definitions:
-            return dg.Definitions(assets=[quality_report])
     """)
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    merged = build_definitions(importlib.import_module("fake_defs"))
+    merged = dg.load_from_defs_folder(path_within_project=package)
     assert {k.to_user_string() for k in merged.get_repository_def().asset_graph.get_all_asset_keys()} == {
         "quality_report"
     }
+
+
+SECRETS = {
+    "F2_TIMESERIES_DSN": "postgresql://owner:ts-s3cret@db.example:5432/f2",
+    "F2_REGISTRY_DSN": "postgresql://owner:reg-s3cret@db.example:5432/f2",
+    "F2_REDIS_URL": "redis://f2-admin:redis-s3cret@cache.example:6379/0",
+    "F2_KAFKA_SASL_PASSWORD": "kafka-s3cret",
+    "F2_DBT_PASSWORD": "dbt-s3cret",
+}
+
+
+def _only_f2(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name in [n for n in os.environ if n.startswith("F2_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_resources_show_variable_names_never_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    from f2_platform.defs.analytics.resource import dbt_resource
+    from f2_platform.defs.resources import resources
+
+    _only_f2(monkeypatch, {**SECRETS, "F2_DAGSTER_ENVIRONMENT": "prod", "F2_KAFKA_BOOTSTRAP_SERVERS": "k:9092"})
+    code = dg.Definitions(resources={**resources(), "dbt": dbt_resource()})
+    snap = RepositorySnap.from_def(code.get_repository_def())
+    serialized = serialize_value(snap)
+    for secret in SECRETS.values():
+        assert secret not in serialized
+    configured = {r.name: r.configured_values for r in snap.resources}
+    named = {
+        ("timescale", "dsn"): "F2_TIMESERIES_DSN",
+        ("registry", "dsn"): "F2_REGISTRY_DSN",
+        ("redis", "url"): "F2_REDIS_URL",
+        ("kafka_admin", "bootstrap_servers"): "F2_KAFKA_BOOTSTRAP_SERVERS",
+        ("kafka_admin", "sasl_password"): "F2_KAFKA_SASL_PASSWORD",
+        ("dbt", "password"): "F2_DBT_PASSWORD",
+    }
+    for (resource, field), variable in named.items():
+        assert getattr(configured[resource][field], "name", None) == variable, (resource, field)
+    # The thresholds are shown with their values.
+    assert configured["data_quality"]["silent_after_intervals"] == "10"
+
+    # When a run or tick uses them, the variables' values are what the resources hold.
+    context = dg.build_sensor_context(resources=resources())
+    assert context.resources.timescale.resolved_dsn() == SECRETS["F2_TIMESERIES_DSN"]
+    assert context.resources.kafka_admin.client_config()["sasl.password"] == SECRETS["F2_KAFKA_SASL_PASSWORD"]
+
+
+def test_required_variables_fail_outside_local_and_fall_back_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    from f2_platform.defs.resources import resources
+
+    _only_f2(monkeypatch, {"F2_DAGSTER_ENVIRONMENT": "prod"})
+    with pytest.raises(Exception, match="F2_TIMESERIES_DSN"):
+        dg.build_sensor_context(resources={"timescale": resources()["timescale"]}).resources.timescale  # noqa: B018
+
+    # Locally an unset variable is no EnvVar: the resource reads the settings (the local stack) when it runs.
+    _only_f2(monkeypatch, {"F2_DAGSTER_ENVIRONMENT": "local", "F2_STATE_DIR": str(Path("/nonexistent/f2"))})
+    local = resources()
+    assert local["timescale"].dsn is None and local["kafka_admin"].sasl_password is None
+    assert local["timescale"].resolved_dsn() == ConnectionSettings().timeseries_dsn
+
+
+def test_schedules_and_sensors_take_one_default_status() -> None:
+    from f2_platform.environment import default_status
+
+    for environment, expected in (("ci", "STOPPED"), ("prod", "RUNNING"), ("local", "RUNNING")):
+        assert default_status(dg.DefaultScheduleStatus, environment) == dg.DefaultScheduleStatus[expected]
+        assert default_status(dg.DefaultSensorStatus, environment) == dg.DefaultSensorStatus[expected]
+    # Every schedule and sensor follows it: in CI none starts by itself. (A process of its own: the statuses
+    # are decided when the code location is imported, and this session imported it under other settings.)
+    listing = (
+        "from f2_platform.definitions import defs\n"
+        "r = defs.get_repository_def()\n"
+        "for d in [*r.schedule_defs, *r.sensor_defs]: print(d.name, d.default_status.name)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2_")} | {"F2_DAGSTER_ENVIRONMENT": "ci"}
+    listed = subprocess.run(
+        [sys.executable, "-c", listing], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    statuses = dict(line.split() for line in listed.stdout.splitlines())
+    assert len(statuses) == 10 and set(statuses.values()) == {"STOPPED"}, statuses
 
 
 def test_workspace_names_the_code_location() -> None:
@@ -128,6 +219,16 @@ def test_local_instance_lives_under_the_state_folder(tmp_path: Path) -> None:
     assert instance.get_runs() == []
     env = connection_environment(ConnectionSettings(state_dir=tmp_path, timeseries_dsn="postgresql://x/y"))
     assert env["F2_STATE_DIR"] == str(tmp_path) and env["F2_TIMESERIES_DSN"] == "postgresql://x/y"
+
+
+def test_dagster_processes_find_this_interpreters_tools(tmp_path: Path) -> None:
+    from f2_platform.dagster_home import dagster_environment
+
+    # `dagster dev` loads the code location, whose dbt project is parsed by running `dbt` by name.
+    conn = ConnectionSettings(state_dir=tmp_path)
+    path = dagster_environment(conn, base={"PATH": "/usr/bin:/bin"})["PATH"].split(os.pathsep)
+    assert path[0] == str(Path(sys.executable).parent) and path[1:] == ["/usr/bin", "/bin"]
+    assert (Path(path[0]) / "dbt").exists()
 
 
 def test_production_instances_are_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

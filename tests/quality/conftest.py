@@ -19,7 +19,13 @@ from f2_platform.registry.sample import TEMPLATES, WiringSpec
 from f2_platform.registry.seed import seed_fleet
 from streaming.kafka import topics
 from streaming.settings import ConnectionSettings
+from tests.dbt_project import prepare_dbt_project
 from tests.quality import seed as s
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before the test modules of this folder import the code location, whose dbt assets read the manifest.
+    prepare_dbt_project()
 
 
 class Receiver:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from f2_platform.defs.analytics.project import fingerprint, profile_environment
+from f2_platform.defs.analytics.project import profile_environment
 from f2_platform.defs.quality.silence_sensor import parse_cursor, plan
 from f2_platform.quality import checks as c
 from f2_platform.quality.deadletters import controller_of
@@ -223,7 +223,6 @@ def test_dbt_profile_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (env["F2_DBT_DBNAME"], env["F2_DBT_SSLMODE"], env["F2_DBT_SCHEMA"]) == ("f2", "require", "f2_analytics")
     monkeypatch.setenv("F2_DBT_USER", "analyst")
     assert profile_environment("postgresql://reader@h/f2", DbtSettings())["F2_DBT_USER"] == "analyst"
-    assert len(fingerprint()) == 64
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,6 +58,3 @@ def readings_daily(context: dg.AssetExecutionContext, timescale: TimescaleResour
     for note in result.notes:
         context.log.warning(note)
     return dg.MaterializeResult(metadata=result.metadata())  # type: ignore[arg-type]
-
-
-AGGREGATE_ASSETS = (readings_hourly, readings_daily)

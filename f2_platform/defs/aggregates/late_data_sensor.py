@@ -20,7 +20,7 @@ import dagster as dg
 from f2_platform.defs.aggregates.schedules import readings_daily_job, readings_hourly_job
 from f2_platform.defs.asset_keys import READINGS_DAILY, READINGS_HOURLY
 from f2_platform.defs.resources import TimescaleResource
-from f2_platform.environment import automation_runs_by_default
+from f2_platform.environment import default_status
 from f2_platform.partitions import bucket_floor, daily_partitions, hourly_partitions
 from f2_platform.timeseries import aggregate_sql as q
 
@@ -105,7 +105,7 @@ def _status_by_partition(
     jobs=[readings_hourly_job, readings_daily_job],
     minimum_interval_seconds=60,
     description="Requests the aggregate partitions whose window received readings after their last materialization.",
-    default_status=dg.DefaultSensorStatus.RUNNING if automation_runs_by_default() else dg.DefaultSensorStatus.STOPPED,
+    default_status=default_status(dg.DefaultSensorStatus),
 )
 def aggregate_late_data_sensor(context: dg.SensorEvaluationContext, timescale: TimescaleResource) -> dg.SensorResult:
     pending = read_pending(timescale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from f2_platform.defs.asset_keys import READINGS_DAILY, READINGS_HOURLY
-from f2_platform.environment import automation_runs_by_default
+from f2_platform.environment import default_status
 
 # Partitioned by their assets (hourly_partitions, daily_partitions). In-process: every step is SQL run by
 # the database, and a process per step (the default) would only import the code location again.
@@ -16,7 +16,7 @@ readings_daily_job = dg.define_asset_job(
     "readings_daily_job", selection=[READINGS_DAILY], executor_def=dg.in_process_executor
 )
 
-_STATUS = dg.DefaultScheduleStatus.RUNNING if automation_runs_by_default() else dg.DefaultScheduleStatus.STOPPED
+_STATUS = default_status(dg.DefaultScheduleStatus)
 
 # Five minutes past the hour: the sink has flushed the hour's last readings; anything later is late data,
 # which the late-data sensor picks up.

@@ -3,19 +3,13 @@
 # No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
 import json
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
-from f2_platform.defs.analytics.project import (
-    DBT_PROJECT_DIR,
-    dbt_executable,
-    patched_environ,
-    profile_environment,
-)
-from f2_platform.defs.resources import TimescaleResource
+from f2_platform.defs.analytics.project import dbt_project, prepared_manifest
+from f2_platform.defs.analytics.resource import AnalyticsDbtResource
 from f2_platform.partitions import daily_partitions
 
 GROUP = "analytics"
@@ -40,26 +34,14 @@ def dbt_vars(start: Any, end: Any) -> str:
     return json.dumps({"start": start.isoformat(), "end": end.isoformat()})
 
 
-def build_dbt_assets(manifest: Path) -> dg.AssetsDefinition:
-    @dbt_assets(
-        manifest=manifest,
-        name="analytics_dbt_models",
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        dagster_dbt_translator=F2DbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-    )
-    def analytics_dbt_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, timescale: TimescaleResource
-    ) -> Iterator[Any]:
-        window = context.partition_time_window
-        # profiles.yml reads F2_DBT_*: derived from the same DSN the timescale resource uses.
-        with patched_environ(profile_environment(timescale.resolved_dsn())):
-            yield from dbt.cli(["build", "--vars", dbt_vars(window.start, window.end)], context=context).stream()
-
-    return analytics_dbt_models
-
-
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(
-        project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
-    )
+@dbt_assets(
+    manifest=prepared_manifest(),
+    project=dbt_project,
+    name="analytics_dbt_models",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    dagster_dbt_translator=F2DbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+)
+def analytics_dbt_models(context: dg.AssetExecutionContext, dbt: AnalyticsDbtResource) -> Iterator[Any]:
+    window = context.partition_time_window
+    yield from dbt.cli(["build", "--vars", dbt_vars(window.start, window.end)], context=context).stream()

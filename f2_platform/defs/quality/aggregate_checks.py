@@ -15,23 +15,26 @@ import dagster as dg
 
 from f2_platform.defs.asset_keys import READINGS_DAILY, READINGS_HOURLY
 from f2_platform.defs.quality.results import alert_if_blocking_failed, check_result
-from f2_platform.defs.resources import RegistryResource, TimescaleResource
+from f2_platform.defs.resources import DataQualityResource, RegistryResource, TimescaleResource
 from f2_platform.partitions import daily_partitions, hourly_partitions
 from f2_platform.quality import checks as c
 from f2_platform.quality.evaluation import WindowEvaluation
 from f2_platform.quality.fleet import load_fleet
-from f2_platform.quality.settings import QualitySettings
 from f2_platform.quality.window import CheckWindow
 
 Run = Callable[[WindowEvaluation], c.CheckOutcome]
 
 
 def _evaluation(
-    context: dg.AssetCheckExecutionContext, timescale: TimescaleResource, registry: RegistryResource
+    context: dg.AssetCheckExecutionContext,
+    timescale: TimescaleResource,
+    registry: RegistryResource,
+    data_quality: DataQualityResource,
 ) -> WindowEvaluation:
     window = context.partition_time_window
     check_window = CheckWindow(window.start.astimezone(UTC), window.end.astimezone(UTC), datetime.now(UTC))
-    return WindowEvaluation(timescale, load_fleet(registry.fetch_all), check_window, QualitySettings())
+    fleet = load_fleet(registry.fetch_all)
+    return WindowEvaluation(timescale, fleet, check_window, data_quality.quality_settings())
 
 
 def _check(
@@ -45,9 +48,12 @@ def _check(
     blocking = concern.severity is c.Severity.ERROR
 
     def _aggregate_check(
-        context: dg.AssetCheckExecutionContext, timescale: TimescaleResource, registry: RegistryResource
+        context: dg.AssetCheckExecutionContext,
+        timescale: TimescaleResource,
+        registry: RegistryResource,
+        data_quality: DataQualityResource,
     ) -> dg.AssetCheckResult:
-        evaluation = _evaluation(context, timescale, registry)
+        evaluation = _evaluation(context, timescale, registry, data_quality)
         outcome = run(evaluation)
         alert_if_blocking_failed(context, outcome, evaluation.window, evaluation.settings)
         return check_result(outcome, evaluation.window, evaluation.settings)
@@ -88,6 +94,7 @@ def _checks_of(
     return [_check(asset_key, table, width, partitions_def, concern, run) for concern, run in runs.items()]
 
 
+# Lists: the defs-folder loader (f2_platform/definitions.py) collects lists of checks at module level.
 HOURLY_CHECKS = _checks_of(
     READINGS_HOURLY,
     "readings_hourly",
@@ -107,4 +114,3 @@ DAILY_CHECKS = _checks_of(
         c.FRESHNESS: WindowEvaluation.freshness,
     },
 )
-AGGREGATE_CHECKS = (*HOURLY_CHECKS, *DAILY_CHECKS)

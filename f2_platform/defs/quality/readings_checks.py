@@ -1,4 +1,4 @@
-"""Asset checks on recent readings (decoded_data, the last F2_QUALITY_RECENT_WINDOW_S seconds), scheduled
+"""Asset checks on recent readings (decoded_data, the last `data_quality.recent_window_s` seconds), scheduled
 hourly: the same concerns as the aggregates' checks, on what the sink wrote most recently. Readings are
 validated in full here (types, non-null, finite, one row per key, not from the future)."""
 
@@ -10,12 +10,11 @@ import dagster as dg
 
 from f2_platform.defs.asset_keys import DECODED_DATA
 from f2_platform.defs.quality.results import alert_if_blocking_failed, check_result
-from f2_platform.defs.resources import RegistryResource, TimescaleResource
-from f2_platform.environment import automation_runs_by_default
+from f2_platform.defs.resources import DataQualityResource, RegistryResource, TimescaleResource
+from f2_platform.environment import default_status
 from f2_platform.quality import checks as c
 from f2_platform.quality.evaluation import WindowEvaluation
 from f2_platform.quality.fleet import load_fleet
-from f2_platform.quality.settings import QualitySettings
 from f2_platform.quality.window import CheckWindow
 
 Run = Callable[[WindowEvaluation], c.CheckOutcome]
@@ -41,9 +40,12 @@ def _recent_check(concern: c.Concern, run: Run) -> dg.AssetChecksDefinition:
         metadata={"severity": concern.severity.value},
     )
     def _readings_check(
-        context: dg.AssetCheckExecutionContext, timescale: TimescaleResource, registry: RegistryResource
+        context: dg.AssetCheckExecutionContext,
+        timescale: TimescaleResource,
+        registry: RegistryResource,
+        data_quality: DataQualityResource,
     ) -> dg.AssetCheckResult:
-        settings = QualitySettings()
+        settings = data_quality.quality_settings()
         window = CheckWindow.recent(timedelta(seconds=settings.recent_window_s))
         evaluation = WindowEvaluation(timescale, load_fleet(registry.fetch_all), window, settings)
         outcome = run(evaluation)
@@ -53,7 +55,8 @@ def _recent_check(concern: c.Concern, run: Run) -> dg.AssetChecksDefinition:
     return _readings_check
 
 
-READINGS_CHECKS = tuple(_recent_check(concern, run) for concern, run in _RUNS.items())
+# A list: the defs-folder loader (f2_platform/definitions.py) collects lists of checks at module level.
+READINGS_CHECKS = [_recent_check(concern, run) for concern, run in _RUNS.items()]
 
 recent_readings_checks_job = dg.define_asset_job(
     "recent_readings_checks_job",
@@ -65,7 +68,5 @@ recent_readings_checks_schedule = dg.ScheduleDefinition(
     job=recent_readings_checks_job,
     cron_schedule="15 * * * *",
     execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING
-    if automation_runs_by_default()
-    else dg.DefaultScheduleStatus.STOPPED,
+    default_status=default_status(dg.DefaultScheduleStatus),
 )

@@ -8,8 +8,8 @@ blocking checks fail. It reads raw readings, the registry and the dead-letter to
 import dagster as dg
 
 from f2_platform.defs.asset_keys import DEADLETTER_TOPIC, DECODED_DATA
-from f2_platform.defs.resources import KafkaAdminResource, RegistryResource, TimescaleResource
-from f2_platform.environment import automation_runs_by_default
+from f2_platform.defs.resources import DataQualityResource, KafkaAdminResource, RegistryResource, TimescaleResource
+from f2_platform.environment import default_status
 from f2_platform.partitions import daily_partitions
 from f2_platform.quality.report import generate_daily_report, markdown_summary
 
@@ -31,9 +31,10 @@ def data_quality_report(
     timescale: TimescaleResource,
     registry: RegistryResource,
     kafka_admin: KafkaAdminResource,
+    data_quality: DataQualityResource,
 ) -> dg.MaterializeResult:
     day = context.partition_time_window.start.date()
-    generated = generate_daily_report(day, timescale, registry, kafka_admin)
+    generated = generate_daily_report(day, timescale, registry, kafka_admin, settings=data_quality.quality_settings())
     report, files = generated.report, generated.files
     summary = report["summary"]
     if report["dead_letters"]["error"]:
@@ -68,7 +69,5 @@ data_quality_report_schedule = dg.build_schedule_from_partitioned_job(
     name="data_quality_report_schedule",
     hour_of_day=0,
     minute_of_hour=50,
-    default_status=dg.DefaultScheduleStatus.RUNNING
-    if automation_runs_by_default()
-    else dg.DefaultScheduleStatus.STOPPED,
+    default_status=default_status(dg.DefaultScheduleStatus),
 )

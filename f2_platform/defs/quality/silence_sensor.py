@@ -8,12 +8,11 @@ from datetime import timedelta
 
 import dagster as dg
 
-from f2_platform.defs.resources import RegistryResource, TimescaleResource
-from f2_platform.environment import automation_runs_by_default
+from f2_platform.defs.resources import DataQualityResource, RegistryResource, TimescaleResource
+from f2_platform.environment import default_status
 from f2_platform.quality import alerts
 from f2_platform.quality.evaluation import WindowEvaluation
 from f2_platform.quality.fleet import load_fleet
-from f2_platform.quality.settings import QualitySettings
 from f2_platform.quality.window import CheckWindow
 
 
@@ -37,12 +36,15 @@ def plan(previous: dict[str, str], silent_now: dict[str, str]) -> tuple[list[str
     name="device_silence_sensor",
     minimum_interval_seconds=300,
     description="Alerts (log and webhook) when a periodic device stops reporting for more than K intervals.",
-    default_status=dg.DefaultSensorStatus.RUNNING if automation_runs_by_default() else dg.DefaultSensorStatus.STOPPED,
+    default_status=default_status(dg.DefaultSensorStatus),
 )
 def device_silence_sensor(
-    context: dg.SensorEvaluationContext, timescale: TimescaleResource, registry: RegistryResource
+    context: dg.SensorEvaluationContext,
+    timescale: TimescaleResource,
+    registry: RegistryResource,
+    data_quality: DataQualityResource,
 ) -> dg.SensorResult:
-    settings = QualitySettings()
+    settings = data_quality.quality_settings()
     fleet = load_fleet(registry.fetch_all)
     window = CheckWindow.recent(timedelta(seconds=settings.recent_window_s))
     outcome = WindowEvaluation(timescale, fleet, window, settings).freshness()

@@ -9,7 +9,7 @@ import dagster as dg
 from f2_platform.defs.aggregates.schedules import readings_daily_job, readings_hourly_job
 from f2_platform.defs.reprocessing.job import reprocess_job
 from f2_platform.defs.reprocessing.window import OP_NAME, Window, window_from_config
-from f2_platform.environment import automation_runs_by_default
+from f2_platform.environment import default_status
 
 
 def window_of_run(run_config: Mapping[str, Any]) -> Window:
@@ -36,7 +36,7 @@ def followup_requests(run_id: str, window: Window) -> list[dg.RunRequest]:
     monitored_jobs=[reprocess_job],
     request_jobs=[readings_hourly_job, readings_daily_job],
     description="Requests the hourly and daily aggregate partitions of a successful reprocessing run's window.",
-    default_status=dg.DefaultSensorStatus.RUNNING if automation_runs_by_default() else dg.DefaultSensorStatus.STOPPED,
+    default_status=default_status(dg.DefaultSensorStatus),
 )
 def reprocess_followup_sensor(context: dg.RunStatusSensorContext) -> list[dg.RunRequest]:
     run = context.dagster_run

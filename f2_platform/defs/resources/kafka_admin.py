@@ -31,7 +31,7 @@ _COORDINATOR_STARTING = frozenset(
 
 
 class KafkaAdminResource(dg.ConfigurableResource):
-    """Kafka, configured from the F2_KAFKA_* settings (security included).
+    """Kafka, configured from the F2_KAFKA_* settings (security included), each field overriding its setting.
 
     Python API:
     - `client_config() -> dict[str, str]`: librdkafka properties for your own clients.
@@ -47,16 +47,25 @@ class KafkaAdminResource(dg.ConfigurableResource):
     - `consumer_lag(group, topic) -> dict[int, int]`: records per partition the group has still to read.
     """
 
-    bootstrap_servers: str | None = Field(
-        default=None,
-        description="Overrides F2_KAFKA_BOOTSTRAP_SERVERS (security settings stay in the environment).",
-    )
+    # The code location sets each to the EnvVar named in its description when that variable is set (the
+    # bootstrap servers always, outside `local`); unset ones come from the F2_KAFKA_* settings when it runs.
+    bootstrap_servers: str | None = Field(default=None, description="F2_KAFKA_BOOTSTRAP_SERVERS")
+    security_protocol: str | None = Field(default=None, description="F2_KAFKA_SECURITY_PROTOCOL")
+    sasl_mechanism: str | None = Field(default=None, description="F2_KAFKA_SASL_MECHANISM")
+    sasl_username: str | None = Field(default=None, description="F2_KAFKA_SASL_USERNAME")
+    sasl_password: str | None = Field(default=None, description="F2_KAFKA_SASL_PASSWORD")
     timeout_s: float = 30.0
 
     def client_config(self) -> dict[str, str]:
         conf = connection_settings().kafka_config()
-        if self.bootstrap_servers:
-            conf["bootstrap.servers"] = self.bootstrap_servers
+        configured = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+        }
+        conf.update({name: value for name, value in configured.items() if value is not None})
         return conf
 
     def admin(self) -> AdminClient:

@@ -16,7 +16,10 @@ class RedisResource(dg.ConfigurableResource):
     - `topology_cache_keys() -> int`: cached controller topologies (keys `f2:topology:v<version>:<mac>`).
     """
 
-    url: str | None = Field(default=None, description="Overrides F2_REDIS_URL; leave unset to use the environment.")
+    url: str | None = Field(
+        default=None,
+        description="The URL; the code location sets it to EnvVar F2_REDIS_URL (unset locally: the local stack).",
+    )
     socket_timeout_s: float = 5.0
 
     def client(self) -> redis.Redis:

@@ -27,7 +27,8 @@ class RegistryResource(dg.ConfigurableResource):
     """
 
     dsn: str | None = Field(
-        default=None, description="Overrides F2_REGISTRY_DSN; leave unset so secrets stay in the environment."
+        default=None,
+        description="The DSN; the code location sets it to EnvVar F2_REGISTRY_DSN (unset locally: the local stack).",
     )
     connect_timeout_s: int = 10
 

@@ -51,5 +51,3 @@ decoded_data = dg.AssetSpec(
         ),
     },
 )
-
-EXTERNAL_ASSETS = (raw_topic, decoded_topic, deadletter_topic, decoded_data)

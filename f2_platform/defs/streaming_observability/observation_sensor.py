@@ -15,7 +15,7 @@ from f2_platform.defs.streaming_observability.observations import (
     table_observation,
     tally_dead_letters,
 )
-from f2_platform.environment import automation_runs_by_default
+from f2_platform.environment import default_status
 from streaming.kafka import topics
 
 
@@ -23,7 +23,7 @@ from streaming.kafka import topics
     name="streaming_observation_sensor",
     minimum_interval_seconds=60,
     description="Consumer lag per group, dead letters by reason, and the size and freshness of decoded_data.",
-    default_status=dg.DefaultSensorStatus.RUNNING if automation_runs_by_default() else dg.DefaultSensorStatus.STOPPED,
+    default_status=default_status(dg.DefaultSensorStatus),
 )
 def streaming_observation_sensor(
     context: dg.SensorEvaluationContext, kafka_admin: KafkaAdminResource, timescale: TimescaleResource
