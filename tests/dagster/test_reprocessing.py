@@ -69,7 +69,9 @@ def test_decimals_fix_corrects_the_chosen_window_only(migrated, ts, code_locatio
     # The mistake while the readings arrived: Temperature with three decimals.
     set_decimals(migrated.registry_dsn, temperature.datapoint_id, 3)
 
-    day = day_start(datetime.now(UTC) - 10 * DAY)
+    # Inside f2.raw's retention (7 days): the broker deletes older records whenever its retention check runs,
+    # possibly before the job reads them (the window starts a day before `day`).
+    day = day_start(datetime.now(UTC) - 5 * DAY)
     windows = {"before": day - DAY + 10 * HOUR, "chosen": day + 10 * HOUR, "after": day + 14 * HOUR}
     producer = Producer(migrated.kafka_config())
     original: list[Reading] = []
