@@ -14,8 +14,8 @@ from confluent_kafka import Producer
 
 from f2_platform.defs.reprocessing.followup_sensor import reprocess_followup_sensor
 from f2_platform.registry.seed import seed_sample
-from simulator.frames import encode_frame
 from simulator.endpoints import device_time
+from simulator.frames import encode_frame
 from streaming.decoding.decoded_format import rfc3339_from_us
 from streaming.decoding.hex import format_hex
 from streaming.decoding.topology import WiredDevice
