@@ -1,5 +1,5 @@
-"""Every case of the test vectors (tests/vectors/frames.json), published over MQTT, ends as exactly the expected rows or exactly one
-dead letter with the expected reason; the daemons keep running throughout."""
+"""Every case of the test vectors (tests/vectors/frames.json), published over MQTT, ends as exactly the expected
+rows or exactly one dead letter with the expected reason; the daemons keep running throughout."""
 
 from __future__ import annotations
 
