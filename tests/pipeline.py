@@ -4,6 +4,7 @@ tests; they die with the test session."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from f2_platform.stack.daemons import DaemonProcess, pipeline_daemon, start_all, stop_all
@@ -34,7 +35,34 @@ class Pipeline:
         return {d.name: d.alive() for d in self.daemons}
 
     def stop(self) -> dict[str, int | None]:
-        return stop_all(self.daemons)
+        codes = stop_all(self.daemons)
+        # A stopped bridge's persistent session stays in the broker's shared subscription and would be dealt a
+        # share of every later test's messages (held for a client that never returns): end it.
+        for d in self.daemons:
+            if d.kind == "bridge":
+                end_mqtt_session(d.env, d.env["F2_BRIDGE_CLIENT_ID"])
+        return codes
+
+
+def end_mqtt_session(env: dict[str, str], client_id: str) -> None:
+    """Discard the broker's session of `client_id`: connect with clean start and session expiry 0, disconnect."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(env["F2_MQTT_USERNAME"], env["F2_MQTT_PASSWORD"])
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: connected.set()
+    client.connect(env["F2_MQTT_HOST"], int(env["F2_MQTT_PORT"]), clean_start=True, properties=properties)
+    client.loop_start()
+    try:
+        assert connected.wait(10), f"the broker did not accept {client_id} to end its session"
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def env_without_proxy(env: dict[str, str]) -> dict[str, str]:
