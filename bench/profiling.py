@@ -28,7 +28,7 @@ _OUTER = (
     "_run_code ",
     "<module> ",
     "main (",
-    "run (streaming/runloop.py)",
+    "run (streaming/runtime/runloop.py)",
     "Thread._bootstrap",
     "Thread.run ",
 )

@@ -3,7 +3,7 @@
 - COPY + upsert: rows/s the database takes through COPY into the sink's staging table and one upsert into
   decoded_data (the sink's fallback statement) in batches of the sink's size, with no Kafka and no per-row
   Python work (the client writes COPY binary data, as the sink does). A second figure runs the sink's whole
-  write transaction (`streaming.sink_store.write_batch`: insert, upsert only when keys exist, latest_values)
+  write transaction (`streaming.sink.writer.write_batch`: insert, upsert only when keys exist, latest_values)
   the same way.
 - Naive stage: the system the platform replaces, on the platform's decoder: per message one Redis GET of
   the controller's topology (and its JSON parse), decoding, and `executemany` upserts of 1,000 rows.

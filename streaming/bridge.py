@@ -6,7 +6,7 @@ producer is idempotent with acks=all and never gives up on a record; the record 
 so a controller's messages stay in order.
 
 One thread does everything: each step reads what the socket holds, produces it, serves Kafka's delivery
-reports and writes the PUBACKs they made due in one send (streaming/mqtt_session.py).
+reports and writes the PUBACKs they made due in one send (streaming/mqtt/session.py).
 """
 
 from __future__ import annotations

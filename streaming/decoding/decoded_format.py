@@ -10,7 +10,7 @@ from functools import lru_cache
 from streaming.decoding.topology import Reading
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The decoded record's JSON in three parts, shared with the native path (streaming/frame_records.py):
+# The decoded record's JSON in three parts, shared with the native path (streaming/decoding/native.py):
 # before the timestamp, between the timestamp and the value (per datapoint), after the value.
 VALUE_HEAD = b'{"timestamp": "'
 VALUE_MIDDLE = b'", "device_id": %d, "datapoint_id": %d, "value": '

@@ -32,7 +32,7 @@ PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 @cache
 def exported_metric_names() -> frozenset[str]:
-    """Every series name streaming/metrics.py can export (counters' _total, histograms' _bucket...), and the
+    """Every series name streaming/runtime/metrics.py can export (counters' _total, histograms' _bucket...), and the
     certificate-expiry gauge the enrollment service exports (certs/metrics.py)."""
     from certs.metrics import METRIC as CERTIFICATE_EXPIRY
     from streaming.runtime.metrics import REGISTRY

@@ -1,5 +1,5 @@
 """deploy/grafana: dashboards are well-formed Grafana JSON, each panel queries a provisioned datasource, every
-PromQL expression parses (promtool) and reads only metrics that exist (streaming/metrics.py, the recording
+PromQL expression parses (promtool) and reads only metrics that exist (streaming/runtime/metrics.py, the recording
 rules, or the documented requests), and the SQL panels read the platform's tables."""
 
 from __future__ import annotations

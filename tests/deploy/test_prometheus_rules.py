@@ -1,5 +1,5 @@
 """deploy/prometheus: promtool checks the configurations and the rules and runs the rules' unit tests; every
-metric a rule reads exists in streaming/metrics.py, is a recording rule, or is a documented request."""
+metric a rule reads exists in streaming/runtime/metrics.py, is a recording rule, or is a documented request."""
 
 from __future__ import annotations
 

@@ -58,11 +58,12 @@ def test_perf_summary_shares_self_and_total_without_the_frames_every_sample_pass
 
 def test_py_spy_summary_counts_each_stack_by_its_weight() -> None:
     collapsed = (
-        "<module> (streaming/sink.py:10);run (streaming/runloop.py:5);Batch.of (streaming/sink.py:70) 3\n"
-        "<module> (streaming/sink.py:10);run (streaming/runloop.py:5);poll (confluent_kafka/x.py:1) 1\n"
+        "<module> (streaming/sink/daemon.py:10);run (streaming/runtime/runloop.py:5);"
+        "Batch.of (streaming/sink/daemon.py:70) 3\n"
+        "<module> (streaming/sink/daemon.py:10);run (streaming/runtime/runloop.py:5);poll (confluent_kafka/x.py:1) 1\n"
         "malformed line\n"
     )
     summary = summarise(collapsed)
     assert summary["samples"] == 4
-    assert summary["self"] == [("Batch.of (streaming/sink.py)", 75.0), ("poll (confluent_kafka/x.py)", 25.0)]
-    assert dict(summary["total"]) == {"Batch.of (streaming/sink.py)": 75.0, "poll (confluent_kafka/x.py)": 25.0}
+    assert summary["self"] == [("Batch.of (streaming/sink/daemon.py)", 75.0), ("poll (confluent_kafka/x.py)", 25.0)]
+    assert dict(summary["total"]) == {"Batch.of (streaming/sink/daemon.py)": 75.0, "poll (confluent_kafka/x.py)": 25.0}
