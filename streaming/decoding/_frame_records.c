@@ -1,8 +1,8 @@
 /*
  * streaming.decoding._frame_records: one frame message straight to its decoded records, in C.
  *
- * The processor's hot path for the common case only: a well-formed hex frame of a device whose layout
- * is known. Layout.records() returns the (key, value) records the pure path (decoding.record.readings_of
+ * The processor's hot path for the common case only: a well-formed hex frame (any whitespace between
+ * or around its bytes) of a device whose layout is known. Layout.records() returns the (key, value) records the pure path (decoding.record.readings_of
  * + decoded_format.encode_readings) would build, byte for byte, or None for anything else: bad hex, a CRC
  * or length problem, a non-finite value, a timestamp outside years 1..9999, an over-long frame. The caller then runs
  * the pure path, which decides and explains every such case; so this file holds no error texts and no
@@ -172,9 +172,42 @@ hex_value(unsigned char c)
     return -1;
 }
 
+/* What bytes.fromhex skips between bytes (Py_ISSPACE): the pure path's rule. */
+static int
+is_separator(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Bytes of `text` with any whitespace between or around its pairs; -1 for anything else. Only text the
+ * regular forms below refuse comes here, so the common case pays nothing for it. */
+static Py_ssize_t
+parse_hex_irregular(const unsigned char *text, Py_ssize_t len, unsigned char *out)
+{
+    Py_ssize_t n = 0, i = 0;
+    for (;;) {
+        while (i < len && is_separator(text[i])) {
+            i++;
+        }
+        if (i == len) {
+            break;
+        }
+        if (i + 1 == len || n == MAX_FRAME) {
+            return -1;
+        }
+        int high = hex_value(text[i]), low = hex_value(text[i + 1]);
+        if (high < 0 || low < 0) {
+            return -1;
+        }
+        out[n++] = (unsigned char)(high << 4 | low);
+        i += 2;
+    }
+    return n > 0 ? n : -1;
+}
+
 /* Bytes of `text` when it is hex pairs, unseparated or one space between every two; -1 otherwise. */
 static Py_ssize_t
-parse_hex(const unsigned char *text, Py_ssize_t len, unsigned char *out)
+parse_hex_regular(const unsigned char *text, Py_ssize_t len, unsigned char *out)
 {
     Py_ssize_t step, n;
     if (len > 2 && text[2] == ' ') {
@@ -203,6 +236,14 @@ parse_hex(const unsigned char *text, Py_ssize_t len, unsigned char *out)
         out[i] = (unsigned char)(high << 4 | low);
     }
     return n;
+}
+
+/* The pure path's rule (streaming/decoding/hex.py): the regular forms first, the controllers' usual ones. */
+static Py_ssize_t
+parse_hex(const unsigned char *text, Py_ssize_t len, unsigned char *out)
+{
+    Py_ssize_t n = parse_hex_regular(text, len, out);
+    return n >= 0 ? n : parse_hex_irregular(text, len, out);
 }
 
 /* Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil inverse). */

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 
@@ -80,48 +81,97 @@ def test_crc_matches_the_bitwise_reference_on_random_data() -> None:
 # ---------------------------------------------------------------------------------------------- hex
 
 
+FRAME = b"\x01\x03\x06\x09\x30\x11\x9e\x02\x64\x05\xb1"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("01 03 06 09 30 11 9E 02 64 05 B1", b"\x01\x03\x06\x09\x30\x11\x9e\x02\x64\x05\xb1"),
-        ("01 03 06 09 30 11 9e 02 64 05 b1", b"\x01\x03\x06\x09\x30\x11\x9e\x02\x64\x05\xb1"),
-        ("0103060930119e026405B1", b"\x01\x03\x06\x09\x30\x11\x9e\x02\x64\x05\xb1"),
+        ("01 03 06 09 30 11 9E 02 64 05 B1", FRAME),
+        ("01 03 06 09 30 11 9e 02 64 05 b1", FRAME),
+        ("0103060930119e026405B1", FRAME),
         ("Ab cD", b"\xab\xcd"),
         ("ff", b"\xff"),
+        # Irregular whitespace between and around bytes, as the reference deployment's devices send it.
+        ("01  03 06   09 30 11 9E 02 64 05 B1", FRAME),
+        (" 01 03 06 09 30 11 9E 02 64 05 B1 ", FRAME),
+        ("\t01\t03\t06\t09\t30\t11\t9E\t02\t64\t05\tB1", FRAME),
+        ("01 03 06 09 30\r\n11 9E 02 64 05 B1\r\n", FRAME),
+        ("0103 06093011 9E02\n6405\x0bB1\x0c", FRAME),
+        ("01 03 ", b"\x01\x03"),
+        ("  ff\n", b"\xff"),
     ],
 )
-def test_parse_hex_accepts_case_and_spacing_variants(text: str, expected: bytes) -> None:
+def test_parse_hex_accepts_case_and_whitespace_variants(text: str, expected: bytes) -> None:
     assert parse_hex(text) == expected
 
 
 @pytest.mark.parametrize(
-    ("text", "detail_part"),
+    ("text", "detail_parts"),
     [
-        ("", "empty"),
-        (" ", "starts or ends"),
-        ("01 03 0", "odd number"),
-        ("010", "odd number"),
-        ("01  03", "double space"),
-        ("01 03 ", "starts or ends"),
-        (" 01 03", "starts or ends"),
-        ("01\t03", "'\\t'"),
-        ("01\n03", "'\\n'"),
-        ("01-03", "'-'"),
-        ("0x01", "'x'"),
-        ("01 0G", "'G'"),
-        ("01 03 06 09 3", "odd number"),
-        ("0 103", "between whole bytes"),
-        ("0103 06", "between whole bytes"),
-        ("01 0306", "between whole bytes"),
-        ("\u0661\u0662", "not a hex digit"),
+        ("", ["empty"]),
+        (" ", ["only whitespace"]),
+        ("\t\r\n", ["only whitespace"]),
+        ("01 03 0", ["odd number of hex digits (5)", "position 6", "'01 03 [0]'"]),
+        ("010", ["odd number", "position 2", "'01[0]'"]),
+        ("01 03 06 09 3", ["odd number", "position 12"]),
+        ("01-03", ["'-' at position 2", "'01[-]03'"]),
+        ("0x01", ["'x' at position 1", "'0[x]01'"]),
+        ("01 0G", ["'G' at position 4", "'01 0[G]'"]),
+        ("0 103", ["splits a byte", "position 1", "positions 0 and 2", "'0[ ]103'"]),
+        ("01 0\t3 06", ["splits a byte", "position 4", "'01 0[\\t]3 06'"]),
+        ("0103 0 6", ["splits a byte", "position 6"]),
+        ("\u0661\u0662", ["U+0661", "position 0", "neither a hex digit nor whitespace"]),
+        ("01\xa003", ["U+00A0", "position 2", "only spaces, tabs"]),
+        ("01 0:", ["':' at position 4"]),
+        ("0 -", ["'-' at position 2"]),
+        # The context is bounded: a long text shows only the surroundings of the offending position.
+        ("00 " * 40 + "0G" + " 00" * 40, ["'G' at position 121", "...'0 00 00 00 0[G] 00 00 00 00'..."]),
     ],
 )
-def test_parse_hex_rejects(text: str, detail_part: str) -> None:
+def test_parse_hex_rejects_and_shows_where(text: str, detail_parts: list[str]) -> None:
     with pytest.raises(DecodeError) as caught:
         parse_hex(text)
     assert caught.value.reason == "bad-hex"
-    assert detail_part in caught.value.detail
+    for part in detail_parts:
+        assert part in caught.value.detail, caught.value.detail
     assert "\n" not in caught.value.detail
+    assert len(caught.value.detail) < 300
+
+
+_SEPARATORS = " \t\n\r\x0b\x0c"
+# The rule written independently of the decoder: optional separators, then byte pairs each followed by them.
+_HEX_RULE = re.compile(r"[ \t\n\r\x0b\x0c]*(?:[0-9a-fA-F]{2}[ \t\n\r\x0b\x0c]*)+")
+
+
+def test_parse_hex_follows_the_rule_on_random_text() -> None:
+    rng = random.Random(16)
+    alphabet = "0123456789abcdefABCDEF" + _SEPARATORS + "gG-x\xa0\u0661"
+    accepted = refused = 0
+    for _ in range(20000):
+        if rng.random() < 0.5:
+            # Mostly-valid text: pairs with random runs of separators, sometimes one character changed.
+            pairs = [rng.randbytes(1).hex() for _ in range(rng.randint(0, 6))]
+            text = "".join(rng.choice(["", "", " ", "  ", "\t", "\r\n"]) + p for p in pairs)
+            text += rng.choice(["", " ", "\n"])
+            if text and rng.random() < 0.3:
+                at = rng.randrange(len(text))
+                text = text[:at] + rng.choice(alphabet) + text[at + 1 :]
+        else:
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+        if _HEX_RULE.fullmatch(text):
+            expected = bytes(int(p, 16) for p in re.findall(r"[0-9a-fA-F]{2}", text))
+            assert parse_hex(text) == expected, repr(text)
+            accepted += 1
+        else:
+            with pytest.raises(DecodeError) as caught:
+                parse_hex(text)
+            assert caught.value.reason == "bad-hex"
+            # Every refusal points at a position, except for text without a single non-separator character.
+            if text.strip(_SEPARATORS):
+                assert "position" in caught.value.detail, (repr(text), caught.value.detail)
+            refused += 1
+    assert min(accepted, refused) > 3000, (accepted, refused)
 
 
 def test_format_hex() -> None:
