@@ -8,7 +8,7 @@ to them): a production container, which has no local stack, gets exactly its env
 from __future__ import annotations
 
 from f2_platform.settings import StackSettings
-from streaming.settings import ConnectionSettings
+from streaming.settings import ConnectionSettings, CredentialSettings
 
 
 def local_stack_present(settings: StackSettings) -> bool:
@@ -26,5 +26,19 @@ def resolve_connections() -> ConnectionSettings:
     from f2_platform.stack.manager import Stack
 
     local = Stack(stack_settings).env_settings()
+    overrides = {name: getattr(explicit, name) for name in explicit.model_fields_set}
+    return local.model_copy(update=overrides)
+
+
+def resolve_credentials() -> CredentialSettings:
+    """The credential key settings (F2_CREDENTIAL_*): the environment first, then the local stack's key for
+    what it leaves unset."""
+    explicit = CredentialSettings()
+    stack_settings = StackSettings()
+    if not local_stack_present(stack_settings):
+        return explicit
+    from f2_platform.stack.manager import Stack
+
+    local = Stack(stack_settings).credential_settings()
     overrides = {name: getattr(explicit, name) for name in explicit.model_fields_set}
     return local.model_copy(update=overrides)

@@ -5,6 +5,10 @@ crash at any point leaves every unconfirmed message queued in the broker's sessi
 producer is idempotent with acks=all and never gives up on a record; the record key is the controller MAC
 so a controller's messages stay in order.
 
+A reader's payload carries a credential (a QR/NFC token): on every topic `is_reader` accepts, the bridge
+writes the payload's canonical credential-free form instead (streaming/credentials: a keyed fingerprint of the
+token), with the header f2.redacted naming the key. The token never reaches Kafka, the logs or the metrics.
+
 One thread does everything: each step reads what the socket holds, produces it, serves Kafka's delivery
 reports and writes the PUBACKs they made due in one send (streaming/mqtt/session.py).
 """
@@ -19,13 +23,14 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streaming.credentials import OUTCOMES, CredentialKey, CredentialKeyError, redact_credentials
 from streaming.kafka import topics
 from streaming.mqtt.session import MqttSession, SessionOptions
-from streaming.mqtt.topic import mac_from_topic
+from streaming.mqtt.topic import is_reader, mac_from_topic
 from streaming.mqtt.wire import Publish
-from streaming.runtime.metrics import CONNECTED, ERRORS, MESSAGES_IN, MESSAGES_OUT
+from streaming.runtime.metrics import CONNECTED, CREDENTIALS_REDACTED, ERRORS, MESSAGES_IN, MESSAGES_OUT
 from streaming.runtime.supervisor import restart_worker
-from streaming.settings import BridgeSettings, ConnectionSettings
+from streaming.settings import BridgeSettings, ConnectionSettings, CredentialSettings
 
 log = logging.getLogger("f2.bridge")
 DAEMON = "bridge"
@@ -33,6 +38,8 @@ SUBSCRIPTIONS = ("tele/+/+/+/+", "stat/+/+/+/+")
 # Distinct topics are bounded by the fleet; the cap only bounds what a flood of odd topics can hold.
 _MAX_CACHED_KEYS = 100_000
 _KAFKA_CHECK_S = 15.0
+# sysexits.h EX_CONFIG: the worker cannot run with these settings (the supervisor does not restart it).
+EXIT_CONFIG = 78
 
 
 def shared(topic_filter: str) -> str:
@@ -76,9 +83,12 @@ def session_options(conn: ConnectionSettings, settings: BridgeSettings) -> Sessi
 class Bridge:
     name = DAEMON
 
-    def __init__(self, conn: ConnectionSettings, settings: BridgeSettings) -> None:
+    def __init__(self, conn: ConnectionSettings, settings: BridgeSettings, credential_key: CredentialKey) -> None:
         self.conn = conn
         self.settings = settings
+        self.credential_key = credential_key
+        self._redacted_header = credential_key.key_id.encode()
+        self._redacted = {outcome: CREDENTIALS_REDACTED.labels(DAEMON, outcome) for outcome in OUTCOMES}
         self.producer: Producer | None = None
         self.session: MqttSession | None = None
         self._closing = False
@@ -89,7 +99,8 @@ class Bridge:
         self._last_kafka_error: str | None = None
         self._kafka_confirmed_at = 0.0  # last delivery report or connectivity check that proved Kafka up
         self._progress_at = time.monotonic()  # last time Kafka confirmed a record or none was outstanding
-        self._keys: dict[bytes, str | None] = {}
+        # MQTT topic -> (Kafka key, whether the topic may carry reader credentials), computed once per topic.
+        self._routes: dict[bytes, tuple[str | None, bool]] = {}
         # Delivery callbacks of the current MQTT connection, one per packet id, made once and reused.
         self._callbacks: dict[int, partial[None]] = {}
         self._callbacks_connection = -1
@@ -170,7 +181,7 @@ class Bridge:
         """Produce every message; on a full queue keep the rest in the backlog (read no more meanwhile)."""
         assert self.producer is not None
         produce = self.producer.produce
-        keys = self._keys
+        routes = self._routes
         callbacks = self._callbacks
         if self._callbacks_connection != connection:
             callbacks.clear()
@@ -179,31 +190,52 @@ class Bridge:
         for i, msg in enumerate(publishes):
             topic = msg.topic
             try:
-                key = keys[topic]
+                key, reader = routes[topic]
             except KeyError:
-                key = self._key_of(topic)
+                key, reader = self._route_of(topic)
             on_delivery = callbacks.get(msg.packet_id)
             if on_delivery is None:
                 on_delivery = callbacks[msg.packet_id] = partial(self._on_delivery, connection, msg.packet_id)
             try:
-                produce(
-                    raw,
-                    value=msg.payload,
-                    key=key,
-                    headers=[(h_topic, topic), (h_received, received_at)],
-                    on_delivery=on_delivery,
-                )
+                if reader:
+                    self._produce_redacted(msg, key, received_at, on_delivery)
+                else:
+                    produce(
+                        raw,
+                        value=msg.payload,
+                        key=key,
+                        headers=[(h_topic, topic), (h_received, received_at)],
+                        on_delivery=on_delivery,
+                    )
             except BufferError:
                 # Kafka is slow or away: hold the rest and stop reading the socket until there is room.
                 self._backlog = publishes[i:]
                 self._backlog_meta = (received_at, connection)
                 return
 
-    def _key_of(self, topic: bytes) -> str | None:
-        if len(self._keys) >= _MAX_CACHED_KEYS:
-            self._keys.clear()
-        key = self._keys[topic] = mac_from_topic(topic.decode("utf-8", "replace"))
-        return key
+    def _produce_redacted(self, msg: Publish, key: str | None, received_at: bytes, on_delivery: partial[None]) -> None:
+        """A reader's message: its payload's credential-free form, never the payload (BufferError as produce)."""
+        assert self.producer is not None
+        redacted = redact_credentials(msg.payload, self.credential_key)
+        self.producer.produce(
+            topics.RAW,
+            value=redacted.value,
+            key=key,
+            headers=[
+                (topics.H_MQTT_TOPIC, msg.topic),
+                (topics.H_RECEIVED_AT, received_at),
+                (topics.H_REDACTED, self._redacted_header),
+            ],
+            on_delivery=on_delivery,
+        )
+        self._redacted[redacted.outcome].inc()
+
+    def _route_of(self, topic: bytes) -> tuple[str | None, bool]:
+        if len(self._routes) >= _MAX_CACHED_KEYS:
+            self._routes.clear()
+        text = topic.decode("utf-8", "replace")
+        route = self._routes[topic] = (mac_from_topic(text), is_reader(text))
+        return route
 
     def _produce_backlog(self) -> None:
         backlog, self._backlog = self._backlog, []
@@ -283,7 +315,12 @@ def main() -> int:
 
     configure_logging(DAEMON)
     settings = BridgeSettings()
-    return run(Bridge(ConnectionSettings(), settings), settings.metrics_port)
+    try:
+        credential_key = CredentialSettings().current_key()
+    except CredentialKeyError as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_CONFIG
+    return run(Bridge(ConnectionSettings(), settings, credential_key), settings.metrics_port)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streaming.credentials.keys import CredentialKey, CredentialKeyError, check_key_id, make_key, parse_previous_keys
 
 _HOST = socket.gethostname()
 DEFAULT_STATE_DIR = Path("/var/lib/f2")
@@ -90,6 +92,60 @@ class BridgeSettings(BaseSettings):
     # Records outstanding and none confirmed for this long: the producer is stuck (librdkafka issue 4976: a
     # restarted broker's stale metadata) and the worker restarts; the broker redelivers what was unacknowledged.
     kafka_stall_s: float = 60.0
+
+
+class CredentialSettings(BaseSettings):
+    """The key reader credentials are fingerprinted with (streaming/credentials): the bridge's current key, and
+    the keys of earlier rotations for `f2 credentials fingerprint`.
+
+    Plain fields, checked by the methods below rather than by pydantic, whose validation errors would quote
+    the secret's value.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="F2_CREDENTIAL_", extra="ignore")
+
+    key_id: str = "k1"
+    # Required by the bridge, which refuses to start without it; never logged (SecretStr).
+    secret: SecretStr | None = None
+    # "id:secret,id:secret": earlier keys, whose fingerprints stay in device_events after a rotation.
+    previous_keys: SecretStr | None = None
+
+    def current_key(self) -> CredentialKey:
+        """The key new fingerprints are made with; CredentialKeyError naming the setting when it is unusable."""
+        if self.secret is None or not self.secret.get_secret_value():
+            raise CredentialKeyError(
+                "F2_CREDENTIAL_SECRET is not set: reader credentials are fingerprinted with it, and the bridge "
+                "does not start without it. Set it to the long random secret every bridge shares (the local stack "
+                'exports it: eval "$(f2 stack env)"; Compose and Kubernetes mount it as a secret)'
+            )
+        return make_key(
+            self.key_id,
+            self.secret.get_secret_value(),
+            id_setting="F2_CREDENTIAL_KEY_ID",
+            secret_setting="F2_CREDENTIAL_SECRET",
+        )
+
+    def previous(self) -> list[CredentialKey]:
+        """The keys of earlier rotations, in the order given (none when unset)."""
+        if self.previous_keys is None:
+            return []
+        keys = parse_previous_keys(self.previous_keys.get_secret_value(), "F2_CREDENTIAL_PREVIOUS_KEYS")
+        check_key_id(self.key_id, "F2_CREDENTIAL_KEY_ID")
+        if any(k.key_id == self.key_id for k in keys):
+            raise CredentialKeyError(
+                f"F2_CREDENTIAL_PREVIOUS_KEYS holds the current key id {self.key_id!r} (F2_CREDENTIAL_KEY_ID): "
+                "a rotation needs a new key id"
+            )
+        return keys
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables they are read from (for the bridge's worker)."""
+        out = {"F2_CREDENTIAL_KEY_ID": self.key_id}
+        if self.secret is not None:
+            out["F2_CREDENTIAL_SECRET"] = self.secret.get_secret_value()
+        if self.previous_keys is not None:
+            out["F2_CREDENTIAL_PREVIOUS_KEYS"] = self.previous_keys.get_secret_value()
+        return out
 
 
 class ProcessorSettings(BaseSettings):

@@ -11,17 +11,19 @@ import os
 import click
 
 
-def _supervise(module: str) -> int:
+def _supervise(module: str, extra: dict[str, str] | None = None) -> int:
     from f2_platform.connections import resolve_connections
     from streaming.runtime.supervisor import supervise
 
-    return supervise(module, env={**os.environ, **resolve_connections().to_env()})
+    return supervise(module, env={**os.environ, **resolve_connections().to_env(), **(extra or {})})
 
 
 @click.command()
 def bridge() -> None:
-    """MQTT -> Kafka bridge (settings F2_BRIDGE_*)."""
-    raise SystemExit(_supervise("streaming.bridge"))
+    """MQTT -> Kafka bridge (settings F2_BRIDGE_*, and F2_CREDENTIAL_* for reader credentials)."""
+    from f2_platform.connections import resolve_credentials
+
+    raise SystemExit(_supervise("streaming.bridge", resolve_credentials().to_env()))
 
 
 @click.command()

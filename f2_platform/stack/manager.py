@@ -20,9 +20,11 @@ from f2_platform.stack.services import (
     Service,
     ServiceStatus,
 )
-from streaming.settings import ConnectionSettings
+from streaming.settings import ConnectionSettings, CredentialSettings
 
 Say = Callable[[str], None]
+# The local stack's credential key id; a rotation would add it to F2_CREDENTIAL_PREVIOUS_KEYS.
+LOCAL_CREDENTIAL_KEY_ID = "k1"
 
 
 def _quiet(_: str) -> None:
@@ -93,6 +95,9 @@ class Stack:
             "F2_SINK_TIMESERIES_DSN": self.postgres.role_dsn("f2_sink"),
             "F2_ENROLL_URL": f"https://{s.host}:{s.enroll_port}",
             "F2_ENROLL_PORT": str(s.enroll_port),
+            # The key the bridge fingerprints reader credentials with (streaming/credentials).
+            "F2_CREDENTIAL_KEY_ID": LOCAL_CREDENTIAL_KEY_ID,
+            "F2_CREDENTIAL_SECRET": self.layout.secret("credential-secret"),
         }
 
     def env_settings(self) -> ConnectionSettings:
@@ -113,6 +118,12 @@ class Stack:
             timeseries_dsn=env["F2_TIMESERIES_DSN"],
             registry_dsn=env["F2_REGISTRY_DSN"],
             redis_url=env["F2_REDIS_URL"],
+        )
+
+    def credential_settings(self) -> CredentialSettings:
+        env = self.env()
+        return CredentialSettings(
+            key_id=env["F2_CREDENTIAL_KEY_ID"], secret=env["F2_CREDENTIAL_SECRET"], previous_keys=None
         )
 
     def reset(self, say: Say = _quiet) -> None:

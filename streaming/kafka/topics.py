@@ -13,6 +13,8 @@ DEADLETTER = "f2.deadletter"
 # Header names on raw and dead-letter records.
 H_MQTT_TOPIC = "f2.mqtt.topic"
 H_RECEIVED_AT = "f2.received_at"
+# On raw records of reader topics: the id of the key the bridge fingerprinted the credential with.
+H_REDACTED = "f2.redacted"
 H_REASON = "f2.reason"
 H_DETAIL = "f2.detail"
 H_SOURCE_TOPIC = "f2.source.topic"

@@ -23,6 +23,12 @@ IGNORED = Counter(
     ["daemon", "kind"],
     registry=REGISTRY,
 )
+CREDENTIALS_REDACTED = Counter(
+    "f2_credentials_redacted_total",
+    "Reader payloads the bridge rewrote without their credential, by outcome (token, indicator, unparsed)",
+    ["daemon", "outcome"],
+    registry=REGISTRY,
+)
 BATCH_SIZE = Histogram(
     "f2_batch_size",
     "Records per batch",

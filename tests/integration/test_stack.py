@@ -48,6 +48,9 @@ CONTRACT_NAMES = {
     "F2_TIMESERIES_DSN",
     "F2_REGISTRY_DSN",
     "F2_REDIS_URL",
+    # The key the bridge fingerprints reader credentials with (streaming/credentials).
+    "F2_CREDENTIAL_KEY_ID",
+    "F2_CREDENTIAL_SECRET",
 }
 PORT_SETTINGS = (
     "F2_STACK_POSTGRES_PORT",
@@ -222,6 +225,17 @@ def test_env_exports_the_contract_names(exports: dict[str, str], stack_env: dict
     assert exports["F2_KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{stack_env['F2_STACK_KAFKA_PORT']}"
     assert urlsplit(exports["F2_TIMESERIES_DSN"]).port == int(stack_env["F2_STACK_POSTGRES_PORT"])
     assert urlsplit(exports["F2_REDIS_URL"]).port == int(stack_env["F2_STACK_REDIS_PORT"])
+
+
+def test_env_exports_the_generated_credential_key(exports: dict[str, str], stack_env: dict[str, str]) -> None:
+    secret_file = Path(stack_env["F2_STATE_DIR"]) / "secrets" / "credential-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert exports["F2_CREDENTIAL_SECRET"] == secret_file.read_text().strip()
+    assert len(exports["F2_CREDENTIAL_SECRET"]) >= 16
+    assert exports["F2_CREDENTIAL_KEY_ID"] == "k1"
+    # Generated once: a second `f2 stack env` exports the same key (fingerprints stay comparable).
+    again = parse_exports(f2("stack", "env", env=stack_env).stdout)
+    assert again["F2_CREDENTIAL_SECRET"] == exports["F2_CREDENTIAL_SECRET"]
 
 
 def psql(dsn: str, query: str) -> str:
