@@ -86,6 +86,9 @@ def write_all(out: Path, f2: list[str], mqtt_hosts: list[str]) -> list[str]:
     # Mosquitto: the bridge's account on the internal listener
     bridge = s.password("mqtt_bridge_password")
     s.file("mosquitto_passwd", lambda: f"f2-bridge:{mosquitto_hash(bridge)}\n")
+    # The bridge's key for reader credentials' fingerprints (F2_CREDENTIAL_SECRET, key id k1). A new one gives
+    # every card a new fingerprint: keep the old key for `f2 credentials fingerprint` (F2_CREDENTIAL_PREVIOUS_KEYS).
+    s.password("credential_secret")
     # Kafka: one SASL/PLAIN account per client
     kafka = {user: s.password(f"kafka_{user.removeprefix('f2-')}_password") for user in KAFKA_USERS}
     jaas_users = "\n".join(f'  user_{user}="{pw}"' for user, pw in kafka.items())

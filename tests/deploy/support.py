@@ -93,7 +93,13 @@ def setting_names() -> frozenset[str]:
 
     from certs.settings import EnrollSettings
     from f2_platform.settings import DagsterSettings, ProjectSettings, StackSettings
-    from streaming.settings import BridgeSettings, ConnectionSettings, ProcessorSettings, SinkSettings
+    from streaming.settings import (
+        BridgeSettings,
+        ConnectionSettings,
+        CredentialSettings,
+        ProcessorSettings,
+        SinkSettings,
+    )
 
     names = {
         "F2_LOG_LEVEL",
@@ -110,6 +116,7 @@ def setting_names() -> frozenset[str]:
         ProjectSettings,
         StackSettings,
         BridgeSettings,
+        CredentialSettings,
         ProcessorSettings,
         SinkSettings,
         EnrollSettings,
