@@ -62,6 +62,7 @@ def _dev_command(name: str, module: str, attribute: str) -> click.Command:
 
 def _register() -> None:
     from certs.cli import certs_group
+    from f2_platform.cli.credentials import credentials
     from f2_platform.cli.daemons import bridge, processor, sink
     from f2_platform.cli.dagster import dagster_group
     from f2_platform.cli.db import db
@@ -69,7 +70,7 @@ def _register() -> None:
     from f2_platform.cli.report import report
     from f2_platform.cli.stack import stack
 
-    for command in (stack, db, certs_group, bridge, processor, sink, demo, dagster_group, report):
+    for command in (stack, db, certs_group, bridge, processor, sink, demo, dagster_group, report, credentials):
         cli.add_command(command)
     for name, module, attribute in DEV_COMMANDS:
         cli.add_command(_dev_command(name, module, attribute), name)
