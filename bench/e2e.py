@@ -28,9 +28,9 @@ from bench.latency import (
 from bench.model import LatencySummary, Measure, StageResult
 from bench.monitor import Monitor
 from bench.mqttload import Publishers
-from bench.reconcile import ledger_readings, wait_reconciled
 from bench.stages import claim_pipeline, drop_ledgers, publishers, skip_pipeline_to_end, start_publishers
 from f2_platform.stack.daemons import DaemonProcess, start_all, stop_all
+from simulator.reconcile import ledger_readings, wait_reconciled
 from streaming.kafka import topics
 
 LATENCY_SAMPLE_ROWS_PER_S = 300

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import TARGETS
+from simulator.reconcile import Reconciliation
+
+__all__ = ["BenchResult", "LatencySummary", "Measure", "ProcessUsage", "Reconciliation", "StageResult"]
 
 
 @dataclass
@@ -42,14 +45,6 @@ class ProcessUsage:
     peak_rss_mb: float  # the largest resident set seen (VmHWM where the kernel reports it)
     rss_target: str | None = None
     rss_passed: bool | None = None
-
-
-@dataclass
-class Reconciliation:
-    expected: int
-    observed: int
-    ok: bool
-    detail: str = ""
 
 
 @dataclass

@@ -64,9 +64,10 @@ class Endpoint:
     def is_status(self) -> bool:
         return self.template.status is not None
 
-    def stamp(self) -> int:
-        # Distinct per sensor even at millisecond intervals: two readings never share a key.
-        now_us = time.time_ns() // 1000
+    def stamp(self, at_us: int | None = None) -> int:
+        # Distinct per sensor even at millisecond intervals: two readings never share a key. `at_us` is the
+        # device time of a replayed frame; live frames carry the wall clock.
+        now_us = time.time_ns() // 1000 if at_us is None else at_us
         self.last_us = max(now_us, self.last_us + 1)
         return self.last_us
 
@@ -76,9 +77,10 @@ class Endpoint:
         payload = json.dumps({"timestamp": device_time(ts_us), "data": hex_text(frame)}).encode()
         return payload, [(self.datapoint_ids[label], v) for label, v in values.items()]
 
-    def message(self, rng: random.Random) -> Message | None:
-        """(topic, payload, readings) or None when a status device has nothing new to say."""
-        ts = self.stamp()
+    def message(self, rng: random.Random, at_us: int | None = None) -> Message | None:
+        """(topic, payload, readings) or None when a status device has nothing new to say; at device time
+        `at_us` (a replay), or now."""
+        ts = self.stamp(at_us)
         if self.is_status:
             changed = toggled(self.state, [dp.label for dp in self.template.datapoints], rng)
             if changed is None:

@@ -1,5 +1,6 @@
 """`f2 simulate`'s loop: a fleet of F2 controllers publishing real MQTT traffic (QoS 1) as docs/domain.md
-describes, each controller on its own connection, each sensor once per interval.
+describes, each controller on its own connection, each sensor once per interval: live, or replaying past
+hours as fast as a rate allows (simulator/timebase.py).
 
 With a ledger, every message the broker acknowledged is written with the readings it carries, computed from the
 values the simulator encoded and its own catalog (never by the platform's decoder or topology code), so the
@@ -17,6 +18,7 @@ from simulator.endpoints import load_endpoints
 from simulator.fleet import Fleet
 from simulator.ledger import Ledger
 from simulator.mqtt_client import ControllerClient, DeviceIdentity
+from simulator.timebase import LiveTime, TimeBase
 from streaming.settings import ConnectionSettings
 
 
@@ -31,8 +33,10 @@ def run_simulation(
     ledger_path: Path | None,
     seed: int = 1,
     stop: threading.Event | None = None,
+    time_base: TimeBase | None = None,
 ) -> int:
-    """Publish until `count` messages or `duration_s` elapsed (or forever); returns the messages acknowledged."""
+    """Publish until `count` messages or `duration_s` elapsed (or forever), or, with a ReplayTime, until its
+    window is sent; returns the messages acknowledged."""
     stop = stop or threading.Event()
     endpoints = load_endpoints(conn.registry_dsn, fleet.wiring, seed)
     ledger = Ledger(ledger_path)
@@ -45,26 +49,29 @@ def run_simulation(
                 raise SystemExit(
                     f"controller {c.mac} could not connect to MQTT on {conn.mqtt_host}; see the broker log"
                 )
-        start = time.monotonic()
+        clock = time_base or LiveTime(duration_s)
+        start = clock.begin()
         for i, ep in enumerate(endpoints):
             ep.next_due = start + interval_s * i / max(1, len(endpoints))  # spread the fleet over one interval
         while not stop.is_set():
-            now = time.monotonic()
-            if duration_s is not None and now - start >= duration_s:
+            now = clock.now()
+            if clock.finished(now):
                 break
             next_due = min(ep.next_due for ep in endpoints)
             if next_due > now:
-                stop.wait(min(next_due - now, 0.5))
+                clock.wait_until(next_due, stop)
                 continue
             for ep in endpoints:
                 if ep.next_due > now:
                     continue
+                due = ep.next_due
                 ep.next_due += interval_s
-                msg = ep.message(rng)
+                msg = ep.message(rng, clock.device_us(due))
                 if msg is None:
                     continue
                 clients[ep.mac].publish(*msg)
                 published += 1
+                clock.pacer.pace(published, stop)
                 if count is not None and published >= count:
                     stop.set()
                     break

@@ -1,5 +1,10 @@
 """Nothing lost, nothing duplicated: the rows of decoded_data against the readings of every message the broker
-acknowledged (ledgers in the simulator's `--ledger` format), as the real-time path's acceptance tests do."""
+acknowledged (the simulator's `--ledger` files). `f2 simulate --reconcile`, the demo's history and the bench
+use it; the real-time path's acceptance tests do the same on their own (tests/realtime.py).
+
+Rows are compared over the ledgers' devices and exactly the span of their timestamps (to the microsecond), so
+readings the same devices sent before or after, live or in another replay, are not counted against it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,23 @@ import json
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
-from bench.model import Reconciliation
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 Key = tuple[int, int, int]  # (timestamp in us, device_id, datapoint_id)
+
+
+@dataclass
+class Reconciliation:
+    expected: int
+    observed: int
+    ok: bool
+    detail: str = ""
 
 
 def _us(text: str) -> int:
@@ -41,8 +53,8 @@ def ledger_readings(paths: Iterable[Path]) -> tuple[dict[Key, float], int]:
 
 def _bounds(expected: dict[Key, float]) -> tuple[list[int], datetime, datetime]:
     stamps = [k[0] for k in expected]
-    first = datetime.fromtimestamp(min(stamps) // 1_000_000, UTC)
-    last = datetime.fromtimestamp(max(stamps) // 1_000_000 + 1, UTC)
+    first = _EPOCH + timedelta(microseconds=min(stamps))
+    last = _EPOCH + timedelta(microseconds=max(stamps))
     return sorted({k[1] for k in expected}), first, last
 
 
