@@ -38,6 +38,9 @@ class WiredDevice:
     template_name: str
     frame_check: str
     datapoints: tuple[Datapoint, ...]
+    # The template's expected_interval_s: how often the device reports (None: on change only). The longest
+    # among a controller's devices sets when the controller counts as silent (presence).
+    expected_interval_s: int | None = None
 
 
 class Reading(NamedTuple):
@@ -107,6 +110,7 @@ class ControllerTopology:
                         ]
                         for dp in d.datapoints
                     ],
+                    **({"expected_interval_s": d.expected_interval_s} if d.expected_interval_s is not None else {}),
                 }
                 for (c, p), d in sorted(self.wired.items())
             ],
@@ -123,6 +127,7 @@ class ControllerTopology:
                 template_name=str(w["template_name"]),
                 frame_check=str(w["frame_check"]),
                 datapoints=tuple(Datapoint(*dp) for dp in w["datapoints"]),
+                expected_interval_s=w.get("expected_interval_s"),
             )
         return ControllerTopology(
             mac=str(data["mac"]),

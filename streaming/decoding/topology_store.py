@@ -16,7 +16,7 @@ log = logging.getLogger("f2.registry")
 TOPOLOGY_SQL = """
 SELECT ctl.deviceid, c.connectornumber, p.position, wd.deviceid, wd.devicename, t.devicetemplateid, t.name,
        t.frame_check, dp.datapointid, dp.label, dp.dataencoding, dp."offset", dp.length, dp.decimals,
-       coalesce(dp.append, ''), dp.min_value, dp.max_value
+       coalesce(dp.append, ''), dp.min_value, dp.max_value, t.expected_interval_s
 FROM "VtDevice".devices ctl
 LEFT JOIN "VtDevice".connectors c ON c.controllerid = ctl.deviceid
 LEFT JOIN "VtDevice".pins p ON p.connectorid = c.connectorid AND p.deviceid IS NOT NULL
@@ -37,6 +37,7 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
     controller_id = int(rows[0][0])
     connectors: set[int] = set()
     devices: dict[tuple[int, int], tuple[tuple, list[Datapoint]]] = {}
+    intervals: dict[tuple[int, int], int | None] = {}
     for row in rows:
         (
             _,
@@ -56,6 +57,7 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
             unit,
             min_value,
             max_value,
+            expected_interval_s,
         ) = row
         if connector is None:
             continue
@@ -63,6 +65,7 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
         if position is None or device_id is None:
             continue
         key = (int(connector), int(position))
+        intervals[key] = None if expected_interval_s is None else int(expected_interval_s)
         _, points = devices.setdefault(
             key, ((int(device_id), str(device_name), template_id, template_name, frame_check), [])
         )
@@ -88,6 +91,7 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
             template_name=str(head[3] or ""),
             frame_check=str(head[4] or "none"),
             datapoints=tuple(points),
+            expected_interval_s=intervals[key],
         )
         for key, (head, points) in devices.items()
     }
