@@ -1,24 +1,31 @@
-"""`f2 processor`: raw MQTT records -> decoded readings, inside Kafka transactions.
+"""`f2 processor`: raw MQTT records -> decoded readings and events, inside Kafka transactions.
 
 Consume-transform-produce: a batch of raw records becomes decoded readings (f2.decoded and the compacted
-f2.latest) and dead letters, and the consumer offsets are committed in the same transaction, so each raw
-record is reflected exactly once within Kafka. A record that cannot be decoded is dead-lettered with its
-reason; a dependency outage (registry down) aborts the transaction and retries the batch.
+f2.latest), access and alarm events and presence heartbeats (f2.events) and dead letters, and the consumer
+offsets are committed in the same transaction, so each raw record is reflected exactly once within Kafka. A
+record that cannot be decoded is dead-lettered with its reason; a dependency outage (registry down) aborts the
+transaction and retries the batch.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Gauge
 
+from streaming.decoding.decoded_format import encode_readings
+from streaming.decoding.events import SEEN, encode_event, encode_seen, silence_after_s
 from streaming.decoding.native import NATIVE, frame_records
-from streaming.decoding.record import dead_letter_value, resolve_record
+from streaming.decoding.record import Resolved, dead_letter_value, resolve_record, status_outputs
+from streaming.decoding.topology import ControllerTopology
 from streaming.decoding.topology_cache import TopologyCache, connect_redis
 from streaming.decoding.topology_store import RegistryListener, RegistryStore
 from streaming.errors import DecodeError, TransientError
@@ -31,15 +38,19 @@ from streaming.runtime.metrics import (
     CONTROLLER_LAST_SEEN,
     DEAD_LETTERED,
     ERRORS,
-    IGNORED,
+    EVENTS_OUT,
+    EVENTS_UNREGISTERED,
     MESSAGES_IN,
     MESSAGES_OUT,
 )
 from streaming.runtime.supervisor import Watchdog, restart_worker
-from streaming.settings import ConnectionSettings, ProcessorSettings
+from streaming.settings import ConnectionSettings, PresenceSettings, ProcessorSettings
 
 log = logging.getLogger("f2.processor")
 DAEMON = "processor"
+_MAC_RE = re.compile(r"[0-9a-f]{12}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 # How long an unfinished abort may keep failing before the worker restarts with a fresh producer (a few of
 # the transaction timeouts librdkafka waits out per attempt).
 ABORT_GIVE_UP_S = 90.0
@@ -48,19 +59,27 @@ ABORT_GIVE_UP_S = 90.0
 class Outputs:
     """What one batch produces, gathered before the transaction writes it."""
 
-    __slots__ = ("dead", "readings")
+    __slots__ = ("beats", "dead", "events", "events_by_kind", "readings")
 
     def __init__(self) -> None:
         self.readings: list[tuple[bytes, bytes]] = []
+        self.events: list[tuple[bytes, bytes]] = []
+        # (kind, registered) -> events of the batch, for the metrics once the transaction committed.
+        self.events_by_kind: Counter[tuple[str, bool]] = Counter()
+        # Controllers (record keys) whose presence heartbeat this batch writes, and when it was taken.
+        self.beats: dict[bytes, float] = {}
         self.dead: list[tuple[bytes | str | None, bytes | None, Headers, str]] = []
 
 
 class Processor:
     name = DAEMON
 
-    def __init__(self, conn: ConnectionSettings, settings: ProcessorSettings) -> None:
+    def __init__(
+        self, conn: ConnectionSettings, settings: ProcessorSettings, presence: PresenceSettings | None = None
+    ) -> None:
         self.conn = conn
         self.settings = settings
+        self.presence = presence or PresenceSettings()
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.registry_dsn = settings.registry_dsn or conn.registry_dsn
@@ -79,6 +98,8 @@ class Processor:
         self._assigned: set[int] = set()
         self._last_seen_gauges: dict[bytes, Gauge] = {}
         self._last_seen_at: dict[bytes, float] = {}
+        # When each controller's last committed presence heartbeat was taken (time.time()).
+        self._beat_at: dict[bytes, float] = {}
         self._collected_at = time.monotonic()
         # An abort that timed out is still in progress in librdkafka: it must be resumed (called again)
         # before any other transactional call, which would otherwise fail with "Conflicting abort_transaction".
@@ -87,7 +108,6 @@ class Processor:
         self._abort_failing_since = 0.0
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
-        self._ignored_readers = IGNORED.labels(DAEMON, "reader")
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
@@ -199,6 +219,7 @@ class Processor:
             self._produce_all(topics.DECODED, outputs.readings)
             # The compacted topic keeps one value per key: the batch's last one is all it needs.
             self._produce_all(topics.LATEST, dict(outputs.readings).items())
+            self._produce_all(topics.EVENTS, outputs.events)
             for dead_key, dead_value, headers, _ in outputs.dead:
                 self._produce(topics.DEADLETTER, dead_key, dead_value, headers)
             # Both calls can hang past their timeouts in librdkafka: the watchdog turns that into a restart.
@@ -215,6 +236,12 @@ class Processor:
         self._out.inc(len(outputs.readings))
         for *_, reason in outputs.dead:
             DEAD_LETTERED.labels(DAEMON, reason).inc()
+        for (kind, registered), count in outputs.events_by_kind.items():
+            EVENTS_OUT.labels(DAEMON, kind).inc(count)
+            if not registered:
+                EVENTS_UNREGISTERED.labels(DAEMON, kind).inc(count)
+        # Only now: a heartbeat of an aborted batch was never written, and the retry must write it again.
+        self._beat_at.update(outputs.beats)
 
     def _process(self, records: list[Message]) -> Outputs:
         out = Outputs()
@@ -222,27 +249,60 @@ class Processor:
         # The last-seen gauges move at most once a second per controller (Prometheus scrapes every 15 s).
         refresh_before = seen_at - 1.0
         last_seen_at = self._last_seen_at
+        beat_before = seen_at - self.settings.presence_heartbeat_s
+        beat_at = self._beat_at
+        beats: dict[bytes, Message] = {}
         max_bytes = self.settings.max_payload_bytes
         readings = out.readings
         lookup = self.cache.get
-        ignored = self._ignored_readers
         for record in records:
             value = record.value() or b""
             key = record.key()
-            if isinstance(key, bytes) and last_seen_at.get(key, 0.0) < refresh_before:
-                last_seen_at[key] = seen_at
-                self._last_seen(key).set(seen_at)
+            if isinstance(key, bytes):
+                if last_seen_at.get(key, 0.0) < refresh_before:
+                    last_seen_at[key] = seen_at
+                    self._last_seen(key).set(seen_at)
+                # Presence: any record of the controller, also one dead-lettered below, once per heartbeat.
+                if beat_at.get(key, 0.0) <= beat_before and key not in beats:
+                    beats[key] = record
             mqtt_topic = _mqtt_topic(record.headers())
             try:
                 resolved = resolve_record(mqtt_topic, value, lookup, max_bytes)
-                if resolved is None:
-                    ignored.inc()
-                    continue
-                readings.extend(frame_records(*resolved))
+                topic, payload, device, _ = resolved
+                if topic.carries_frame and device is not None:
+                    # The hot path: a sensor frame gives readings only, through the native decoder.
+                    readings.extend(frame_records(topic, payload, device))
+                else:
+                    self._status(out, resolved, mqtt_topic)
             except DecodeError as exc:
                 headers = dead_letter_headers(exc.reason, exc.detail, *coordinates(record), mqtt_topic)
                 out.dead.append((key, dead_letter_value(mqtt_topic, value), headers, exc.reason))
+        for key, record in beats.items():
+            self._heartbeat(out, key, record, seen_at)
         return out
+
+    def _status(self, out: Outputs, resolved: Resolved, mqtt_topic: str | None) -> None:
+        """Readings and events of a status or reader message (both, or a DecodeError and neither)."""
+        assert mqtt_topic is not None  # resolve_record refuses a record without one
+        decoded = status_outputs(resolved, mqtt_topic)
+        out.readings.extend(encode_readings(decoded.readings))
+        key = resolved.topic.mac.encode()
+        for event in decoded.events:
+            out.events.append((key, encode_event(event)))
+            out.events_by_kind[(event.kind, event.registered)] += 1
+
+    def _heartbeat(self, out: Outputs, key: bytes, record: Message, seen_at: float) -> None:
+        """The controller's presence heartbeat, with the silence after which it counts as offline."""
+        mac = key.decode("ascii", errors="replace")
+        if not _MAC_RE.fullmatch(mac):
+            return  # not a controller's MAC: only the bridge writes f2.raw, and it keys by a valid one or none
+        controller: ControllerTopology | None = self.cache.get(mac)
+        silence = silence_after_s(controller, self.presence.silent_after_intervals, self.presence.default_silence_s)
+        received_us = _received_at_us(record.headers()) or int(seen_at * 1_000_000)
+        controller_id = None if controller is None else controller.controller_id
+        out.events.append((key, encode_seen(mac, controller_id, received_us, silence)))
+        out.events_by_kind[(SEEN, controller is not None)] += 1
+        out.beats[key] = seen_at
 
     def _last_seen(self, key: bytes) -> Gauge:
         gauge = self._last_seen_gauges.get(key)
@@ -336,6 +396,20 @@ class Processor:
         return True
 
 
+def _received_at_us(headers: Headers | dict[str, str | bytes | None] | None) -> int | None:
+    """The bridge's f2.received_at as microseconds since the epoch; None when absent or unreadable."""
+    text = header(headers, topics.H_RECEIVED_AT)
+    if text is None:
+        return None
+    try:
+        received = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if received.tzinfo is None:
+        return None
+    return (received - _EPOCH) // _ONE_US
+
+
 def _mqtt_topic(headers: Headers | dict[str, str | bytes | None] | None) -> str | None:
     # The bridge writes the topic header first: that case skips the general lookup.
     if isinstance(headers, list) and headers:
@@ -350,7 +424,7 @@ def main() -> int:
 
     configure_logging(DAEMON)
     settings = ProcessorSettings()
-    return run(Processor(ConnectionSettings(), settings), settings.metrics_port)
+    return run(Processor(ConnectionSettings(), settings, PresenceSettings()), settings.metrics_port)
 
 
 if __name__ == "__main__":

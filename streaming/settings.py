@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.credentials.keys import CredentialKey, CredentialKeyError, check_key_id, make_key, parse_previous_keys
@@ -165,6 +165,9 @@ class ProcessorSettings(BaseSettings):
     metrics_port: int = 9102
     # Least privilege: a role that can only read the registry (falls back to F2_REGISTRY_DSN).
     registry_dsn: str | None = None
+    # At most one presence heartbeat (a `seen` record on f2.events) per controller this often: the sink's
+    # last_seen is that precise, and a controller talking 30,000 times a minute costs a few records.
+    presence_heartbeat_s: float = Field(default=10.0, ge=0.0)
 
 
 class SinkSettings(BaseSettings):
@@ -182,3 +185,17 @@ class SinkSettings(BaseSettings):
     metrics_port: int = 9103
     # Least privilege: a role that can only insert and update readings (falls back to F2_TIMESERIES_DSN).
     timeseries_dsn: str | None = None
+    # How often the sink turns controllers silent past their silence_after_s to offline (controller_presence).
+    presence_check_s: float = Field(default=5.0, gt=0.0)
+
+
+class PresenceSettings(BaseSettings):
+    """When a controller counts as silent (offline): read by the processor, which puts the silence into each
+    presence heartbeat, so the sink and every later reader judge a controller by the same threshold."""
+
+    model_config = SettingsConfigDict(env_prefix="F2_PRESENCE_", extra="ignore")
+
+    # Silent after this many of the longest expected interval among its wired templates' ...
+    silent_after_intervals: float = Field(default=3.0, gt=0.0)
+    # ... or after this long when none of them has an expected interval (or the controller is unknown).
+    default_silence_s: float = Field(default=300.0, gt=0.0)

@@ -53,7 +53,7 @@ def frame_records(topic: MqttTopic, payload: Payload, device: WiredDevice) -> Re
 
 def pure_frame_records(topic: MqttTopic, payload: Payload, device: WiredDevice) -> Records:
     """The same records through the pure-Python decoder and encoder."""
-    return encode_readings(readings_of(Resolved(topic, payload, device)))
+    return encode_readings(readings_of(Resolved(topic, payload, device, None)))
 
 
 def _native_layout(layout: FrameLayout) -> _NativeLayout | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Final, NamedTuple, NoReturn
@@ -47,11 +48,18 @@ class Payload(NamedTuple):
     fields: dict[str, object]  # every field except timestamp and data
 
 
-def parse_payload(raw: bytes, max_bytes: int) -> Payload:
-    """Parse one MQTT payload; raise DecodeError with the dead-letter reason when it cannot be used."""
+def parse_payload(
+    raw: bytes, max_bytes: int, check_object: Callable[[dict[str, object]], None] | None = None
+) -> Payload:
+    """Parse one MQTT payload; raise DecodeError with the dead-letter reason when it cannot be used.
+
+    `check_object` sees the JSON object before its fields are checked (a reader payload the bridge could not
+    read has its own reason, which comes before a missing timestamp)."""
     if len(raw) > max_bytes:
         raise DecodeError("payload-too-large", f"payload has {len(raw)} bytes; the limit is {max_bytes}")
     obj = _load_object(raw)
+    if check_object is not None:
+        check_object(obj)
     data = obj.pop("data", _ABSENT)
     if data is _ABSENT:
         data = None

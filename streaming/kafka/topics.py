@@ -9,6 +9,7 @@ RAW = "f2.raw"
 DECODED = "f2.decoded"
 LATEST = "f2.latest"
 DEADLETTER = "f2.deadletter"
+EVENTS = "f2.events"
 
 # Header names on raw and dead-letter records.
 H_MQTT_TOPIC = "f2.mqtt.topic"
@@ -39,6 +40,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     # Last known value per device_id:datapoint_id; a view for consumers, never the sink's input.
     TopicSpec(LATEST, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}),
     TopicSpec(DEADLETTER, {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
+    # Access, alarm and presence events, keyed by controller MAC (a controller's events stay in order); the
+    # sink's second input. Never compacted: every event is a row of its own.
+    TopicSpec(EVENTS, {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
 )
 
 

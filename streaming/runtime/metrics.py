@@ -68,6 +68,18 @@ LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=REGISTRY,
 )
+EVENTS_OUT = Counter(
+    "f2_events_out_total",
+    "Events written durably, by kind (processor: to f2.events; sink: stored)",
+    ["daemon", "kind"],
+    registry=REGISTRY,
+)
+EVENTS_UNREGISTERED = Counter(
+    "f2_events_unregistered_total",
+    "Events of a component the registry does not know (kept, with null registry ids), by kind",
+    ["daemon", "kind"],
+    registry=REGISTRY,
+)
 CONTROLLER_LAST_SEEN = Gauge(
     "f2_controller_last_seen_timestamp_seconds",
     "When the processor last read a record of each controller (Unix seconds)",

@@ -48,7 +48,8 @@ class Redecoder:
     def _decode(self, record: Message) -> list[Reading]:
         mqtt_topic = header(record.headers(), topics.H_MQTT_TOPIC)
         resolved = resolve_record(mqtt_topic, record.value() or b"", self.topology, self.max_payload_bytes)
-        if resolved is None:
+        if resolved.device is None:
+            # A status or reader message of a component the registry does not know: events only, no readings.
             return []
         if not self.window.start_us <= resolved.payload.timestamp_us < self.window.end_us:
             return []
