@@ -1,11 +1,13 @@
-"""`f2 sink`: decoded readings -> TimescaleDB `decoded_data`, exactly once per key.
+"""`f2 sink`: decoded readings -> TimescaleDB `decoded_data`, events -> `device_events`, exactly once per key.
 
-Batches by size and time; COPY into a session staging table and one insert (an upsert when keys exist
-already), in one database transaction with the `latest_values` update; Kafka offsets are committed only
-after that transaction committed. The database work runs on a writer thread while the main thread consumes
-and parses the next batch (a pipeline of `pipeline_depth` batches; commits stay in order). A database outage
-is retried with backoff on the same batch (nothing is skipped); a record the database rejects for its content
-is isolated by bisection and dead-lettered, and its batch-mates are stored.
+Batches by size and time over both inputs (f2.decoded and f2.events); COPY into a session staging table and
+one insert (an upsert when keys exist already), in one database transaction with the `latest_values` update
+and the batch's events (with `component_states` and `controller_presence`); Kafka offsets are committed only
+after that transaction committed. Every F2_SINK_PRESENCE_CHECK_S, while its input is drained, the sink turns
+controllers silent for too long to offline. The database work runs on a writer thread while the main thread
+consumes and parses the next batch (a pipeline of `pipeline_depth` batches; commits stay in order). A database
+outage is retried with backoff on the same batch (nothing is skipped); a record (reading or event) the database
+rejects for its content is isolated by bisection and dead-lettered, and its batch-mates are stored.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import orjson
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from streaming.decoding.events import PRESENCE
 from streaming.kafka import topics
 from streaming.kafka.lag import record_lag
 from streaming.kafka.records import coordinates, dead_letter_headers, next_offsets
@@ -32,6 +35,7 @@ from streaming.runtime.metrics import (
     CONNECTED,
     DEAD_LETTERED,
     ERRORS,
+    EVENTS_OUT,
     LATENCY,
     MESSAGES_IN,
     MESSAGES_OUT,
@@ -39,9 +43,10 @@ from streaming.runtime.metrics import (
 )
 from streaming.runtime.runloop import STOP
 from streaming.settings import ConnectionSettings, SinkSettings
+from streaming.sink.event_rows import EventRow, parse_event
 from streaming.sink.rows import NATIVE, RecordError, Row, copy_text, native_copy_binary, parse_record
 from streaming.sink.sql import STAGING_DDL
-from streaming.sink.writer import write_batch
+from streaming.sink.writer import EventsStored, mark_silent_offline, store_batch
 
 log = logging.getLogger("f2.sink")
 DAEMON = "sink"
@@ -54,19 +59,36 @@ class Batch:
     """One batch on its way through the pipeline: parsed on the main thread, stored on the writer's."""
 
     messages: list[Message]
+    # The f2.decoded records (all of `messages` when the batch holds no event).
+    readings: list[Message] = field(default_factory=list)
+    # The f2.events records, parsed: events are a small share of the traffic, always parsed in Python.
+    events: list[tuple[Message, EventRow]] = field(default_factory=list)
     dead: list[tuple[Message, str]] = field(default_factory=list)
-    # The rows of the well-formed records; None while the batch was only formatted natively (every record is
-    # then well-formed, and the rows are parsed only to bisect a batch the database refuses).
+    # The rows of the well-formed decoded records; None while the batch was only formatted natively (every
+    # record is then well-formed, and the rows are parsed only to bisect a batch the database refuses).
     rows: list[tuple[Message, Row]] | None = None
     # The rows as COPY data, formatted before the writer takes the batch: binary while rows is None (formatted
     # natively), text once parsed.
     copy_data: bytes = b""
+    # What the batch's events changed, once stored.
+    events_stored: EventsStored = field(default_factory=EventsStored)
     started: float = field(default_factory=time.perf_counter)
+    _dead_events: list[tuple[Message, str]] = field(default_factory=list)
 
     @staticmethod
     def of(messages: list[Message]) -> Batch:
-        batch = Batch(messages)
-        copy_data = native_copy_binary([m.value() for m in messages])
+        batch = Batch(messages, messages)
+        # One comparison per record: a batch without events (the common case) keeps the native path as it was.
+        if any(m.topic() == topics.EVENTS for m in messages):
+            batch.readings = [m for m in messages if m.topic() != topics.EVENTS]
+            for m in messages:
+                if m.topic() == topics.EVENTS:
+                    try:
+                        batch.events.append((m, parse_event(m.value())))
+                    except RecordError as exc:
+                        batch._dead_events.append((m, f"event record: {exc}"))
+            batch.dead = list(batch._dead_events)
+        copy_data = native_copy_binary([m.value() for m in batch.readings]) if batch.readings else b""
         if copy_data is None:
             batch.parse()
         else:
@@ -74,11 +96,11 @@ class Batch:
         return batch
 
     def parse(self) -> list[tuple[Message, Row]]:
-        """Parse every record in Python: the rows, the dead letters and the COPY text."""
+        """Parse every decoded record in Python: the rows, the dead letters and the COPY text."""
         checked: set[str] = set()
         rows: list[tuple[Message, Row]] = []
-        self.dead = []
-        for m in self.messages:
+        self.dead = list(self._dead_events)
+        for m in self.readings:
             try:
                 rows.append((m, parse_record(m.value(), checked)))
             except RecordError as exc:
@@ -92,8 +114,8 @@ class Batch:
         if self.rows is not None:
             step = max(1, len(self.rows) // count)
             return [row[0] for _, row in self.rows[::step]]
-        step = max(1, len(self.messages) // count)
-        return [str(orjson.loads(m.value() or b"{}").get("timestamp", "")) for m in self.messages[::step]]
+        step = max(1, len(self.readings) // count)
+        return [str(orjson.loads(m.value() or b"{}").get("timestamp", "")) for m in self.readings[::step]]
 
 
 class Sink:
@@ -116,6 +138,10 @@ class Sink:
         self._in_flight = 0
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        # The presence check runs only while the input is drained (the last read returned less than it asked
+        # for): a sink behind its input has not yet stored the heartbeats that show controllers talked.
+        self._drained = False
+        self._presence_due = time.monotonic() + settings.presence_check_s
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
@@ -145,7 +171,7 @@ class Sink:
                 "fetch.wait.max.ms": 25,
             }
         )
-        self.consumer.subscribe([topics.DECODED], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe([topics.DECODED, topics.EVENTS], on_assign=self._on_assign, on_revoke=self._on_revoke)
         stack.callback(self._close)
         self._probe_database()
         self._writer = threading.Thread(target=self._write_loop, name="sink-writer", daemon=True)
@@ -159,7 +185,10 @@ class Sink:
             self._batch_started = time.monotonic()
         room = self.settings.batch_size - len(self.pending)
         timeout = max(0.0, self.settings.batch_timeout_ms / 1000 - (time.monotonic() - self._batch_started))
-        for m in self.consumer.consume(min(room, 10000), min(timeout, 0.5)):
+        wanted = min(room, 10000)
+        consumed = self.consumer.consume(wanted, min(timeout, 0.5))
+        self._drained = len(consumed) < wanted
+        for m in consumed:
             err = m.error()
             if err is None:
                 self.pending.append(m)
@@ -181,6 +210,7 @@ class Sink:
             "batches_in_flight": self._in_flight,
             "assigned_partitions": sorted(self._assigned),
             "native_copy": NATIVE,
+            "input_drained": self._drained,
         }
 
     def _close(self) -> None:
@@ -238,6 +268,8 @@ class Sink:
             self._in_flight -= 1
             self._commit(batch.messages)
             self._out.inc(len(batch.messages) - len(batch.dead))
+            for kind, count in batch.events_stored.inserted.items():
+                EVENTS_OUT.labels(DAEMON, kind).inc(count)
             BATCH_SIZE.labels(DAEMON).observe(len(batch.messages))
             BATCH_SECONDS.labels(DAEMON).observe(time.perf_counter() - batch.started)
             self._observe_latency(batch)
@@ -275,18 +307,43 @@ class Sink:
     def _write_loop(self) -> None:
         try:
             while True:
+                wait = min(5.0, max(0.01, self._presence_due - time.monotonic()))
                 try:
-                    batch = self._todo.get(timeout=5.0)
+                    batch = self._todo.get(timeout=wait)
                 except queue.Empty:
-                    self._probe_database()  # keeps /healthz truthful while idle
-                    continue
-                if batch is None:
-                    return
-                self._write(batch)
-                self._done.put(batch)
+                    batch = None
+                    if time.monotonic() < self._presence_due:
+                        self._probe_database()  # keeps /healthz truthful while idle
+                else:
+                    if batch is None:
+                        return
+                    self._write(batch)
+                    self._done.put(batch)
+                if time.monotonic() >= self._presence_due:
+                    self._check_presence()
         except BaseException as exc:  # handed to the main thread, which stops the daemon with it
             log.exception("the database writer failed")
             self._writer_error = exc
+
+    def _check_presence(self) -> None:
+        """Turn controllers silent past their silence_after_s offline: only while the input is drained and no
+        batch waits to be stored; a failure is retried at the next check."""
+        if not (self._drained and self._todo.empty()):
+            # Looked at again soon, without spinning while batches keep the writer busy.
+            self._presence_due = time.monotonic() + min(self.settings.presence_check_s, 0.5)
+            return
+        self._presence_due = time.monotonic() + self.settings.presence_check_s
+        try:
+            gone = mark_silent_offline(self._connection())
+        except psycopg.OperationalError as exc:
+            self._db_failed(exc)
+            log.warning("presence check failed (%s); retried at the next check", exc)
+            return
+        self._db_ok = True
+        CONNECTED.labels(DAEMON, "database").set(1)
+        if gone:
+            EVENTS_OUT.labels(DAEMON, PRESENCE).inc(len(gone))
+            log.info("%d controller(s) silent past their threshold are offline: %s", len(gone), ", ".join(gone[:20]))
 
     def _write(self, batch: Batch) -> None:
         """Store a batch durably (retrying while the database is away), dead letters included."""
@@ -325,36 +382,47 @@ class Sink:
         return self.db
 
     def _store_batch(self, batch: Batch) -> list[tuple[Message, str]]:
+        batch.events_stored = EventsStored()
         if batch.rows is not None:
-            return self._store(batch.rows, batch.copy_data)
+            return self._store([*batch.rows, *batch.events], batch.events_stored, batch.copy_data)
         try:
-            self._write_copy(batch.copy_data, binary=True)
+            batch.events_stored = self._write_copy(batch.copy_data, [e for _, e in batch.events], binary=True)
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             # Formatted natively, so every record parses: its rows are needed only now, to find those refused.
-            return self._isolate(batch.parse(), exc)
+            return self._isolate([*batch.parse(), *batch.events], batch.events_stored, exc)
 
-    def _write_copy(self, copy_data: bytes, binary: bool = False) -> None:
-        write_batch(self._connection(), copy_data, binary)
+    def _write_copy(self, copy_data: bytes, events: list[EventRow], binary: bool = False) -> EventsStored:
+        _, stored = store_batch(self._connection(), copy_data, binary, events)
         self._db_ok = True
         CONNECTED.labels(DAEMON, "database").set(1)
+        return stored
 
-    def _store(self, rows: list[tuple[Message, Row]], copy_data: bytes | None = None) -> list[tuple[Message, str]]:
-        """Write rows in one transaction; on a content error, bisect to find the rows the database rejects."""
-        if not rows:
+    def _store(
+        self, items: list[tuple[Message, Row | EventRow]], stored: EventsStored, copy_data: bytes | None = None
+    ) -> list[tuple[Message, str]]:
+        """Write readings and events in one transaction; on a content error, bisect to find the records the
+        database rejects. `stored` adds up what the events changed."""
+        if not items:
             return []
+        events = [item for _, item in items if isinstance(item, EventRow)]
         try:
-            self._write_copy(copy_text(row for _, row in rows) if copy_data is None else copy_data)
+            if copy_data is None:
+                copy_data = copy_text(item for _, item in items if not isinstance(item, EventRow))
+            _add(stored, self._write_copy(copy_data, events))
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-            return self._isolate(rows, exc)
+            return self._isolate(items, stored, exc)
 
-    def _isolate(self, rows: list[tuple[Message, Row]], exc: psycopg.Error) -> list[tuple[Message, str]]:
-        """The rows of a write the database refused that it rejects on their own, found by bisection."""
-        if len(rows) == 1:
-            return [(rows[0][0], f"the database rejected the reading: {str(exc).splitlines()[0]}")]
-        mid = len(rows) // 2
-        return self._store(rows[:mid]) + self._store(rows[mid:])
+    def _isolate(
+        self, items: list[tuple[Message, Row | EventRow]], stored: EventsStored, exc: psycopg.Error
+    ) -> list[tuple[Message, str]]:
+        """The records of a write the database refused that it rejects on their own, found by bisection."""
+        if len(items) == 1:
+            what = "event" if isinstance(items[0][1], EventRow) else "reading"
+            return [(items[0][0], f"the database rejected the {what}: {str(exc).splitlines()[0]}")]
+        mid = len(items) // 2
+        return self._store(items[:mid], stored) + self._store(items[mid:], stored)
 
     def _db_failed(self, exc: Exception) -> None:
         self._db_ok = False
@@ -376,6 +444,13 @@ class Sink:
         # The dead letters must be durable before the offsets that skip their records are committed.
         while producer.flush(10):
             log.warning("waiting for Kafka to accept %d dead-letter records", len(producer))
+
+
+def _add(total: EventsStored, part: EventsStored) -> None:
+    total.inserted.update(part.inserted)
+    total.corrected += part.corrected
+    total.states += part.states
+    total.heartbeats += part.heartbeats
 
 
 def main() -> int:

@@ -304,6 +304,13 @@ def test_redis_users_have_only_their_rights(secrets_dir: Path, redis_port: int) 
 
 # --- PostgreSQL: grants.sql, in a transaction that is rolled back -------------------------------------------
 def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
+    from streaming.sink.event_sql import (
+        INSERT_EVENTS_SQL,
+        LOCK_PRESENCE_SQL,
+        OFFLINE_SQL,
+        PRESENCE_SQL,
+        RECOMPUTE_SQL,
+    )
     from streaming.sink.sql import LATEST_MERGE_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL
 
     grants = (DEPLOY.parent / "sql" / "grants.sql").read_text()
@@ -339,6 +346,23 @@ def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
                 LATEST_MERGE_SQL,
             )
             assert denied("f2_sink", "DELETE FROM decoded_data WHERE device_id = 999001")
+            # Events: the sink's own statements, as its role, on rows of a MAC no controller has.
+            allowed(
+                "f2_sink",
+                *(sql.replace("%s", "NULL") for sql in (INSERT_EVENTS_SQL, RECOMPUTE_SQL, PRESENCE_SQL)),
+                LOCK_PRESENCE_SQL.replace("%s", "ARRAY['ffff00000001']"),
+                OFFLINE_SQL,
+                "INSERT INTO device_events (\"time\", controller_mac, connector, component, kind, state) "
+                "VALUES ('2024-01-01T00:00:00Z', 'ffff00000001', 1, 'strike-1', 'state', 'powered')",
+                "UPDATE device_events SET previous_state = 'x' WHERE controller_mac = 'ffff00000001'",
+                "INSERT INTO component_states VALUES ('ffff00000001', 1, 'strike-1', NULL, NULL, 'powered', "
+                "'2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')",
+                "UPDATE component_states SET state = 'unpowered' WHERE controller_mac = 'ffff00000001'",
+                "INSERT INTO controller_presence VALUES ('ffff00000001', NULL, 'online', now(), now(), 30)",
+                "UPDATE controller_presence SET state = 'offline' WHERE controller_mac = 'ffff00000001'",
+            )
+            for table in ("device_events", "component_states", "controller_presence"):
+                assert denied("f2_sink", f"DELETE FROM {table} WHERE controller_mac = 'ffff00000001'")  # noqa: S608
             assert denied("f2_sink", 'SELECT * FROM "VtDevice".devices')
             allowed(
                 "f2_processor",
@@ -348,6 +372,15 @@ def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
             assert denied("f2_processor", "INSERT INTO \"VtDevice\".devicetypes (typename) VALUES ('x')")
             assert denied("f2_processor", "SELECT * FROM decoded_data")
             allowed("f2_grafana", "SELECT count(*) FROM decoded_data", "SELECT count(*) FROM latest_values")
+            allowed(
+                "f2_grafana",
+                "SELECT count(*) FROM device_events",
+                "SELECT count(*) FROM component_states",
+                "SELECT count(*) FROM controller_presence",
+                "SELECT * FROM f2_previous_state('ffff00000001', 1::smallint, 'strike-1', now())",
+            )
+            assert denied("f2_grafana", "UPDATE component_states SET state = 'x'")
+            assert denied("f2_grafana", "DELETE FROM device_events")
             assert denied("f2_grafana", "DELETE FROM latest_values")
             assert denied("f2_grafana", 'SELECT * FROM "VtDevice".devices')
         finally:
