@@ -83,7 +83,7 @@ class Processor:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.registry_dsn = settings.registry_dsn or conn.registry_dsn
-        self.store = RegistryStore(self.registry_dsn)
+        self.store = RegistryStore(self.registry_dsn, schema=conn.registry_schema)
         self.cache = TopologyCache(
             self.store.load,
             connect_redis(conn.redis_url, settings.redis_timeout_s),
@@ -157,7 +157,9 @@ class Processor:
         )
         self.consumer.subscribe([topics.RAW], on_assign=self._on_assign, on_revoke=self._on_revoke)
         stack.callback(self.consumer.close)
-        listener = RegistryListener(self.registry_dsn, self.cache.set_version, self._stop_listener)
+        listener = RegistryListener(
+            self.registry_dsn, self.cache.set_version, self._stop_listener, schema=self.conn.registry_schema
+        )
         listener.start()
         stack.callback(self._stop_listener.set)
         stack.callback(self.store.close)

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming.credentials.keys import CredentialKey, CredentialKeyError, check_key_id, make_key, parse_previous_keys
+from streaming.registry_schema import DEFAULT_SCHEMA, validate_schema_name
 
 _HOST = socket.gethostname()
 DEFAULT_STATE_DIR = Path("/var/lib/f2")
@@ -39,7 +40,14 @@ class ConnectionSettings(BaseSettings):
     kafka_sasl_password: str | None = None
     timeseries_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
     registry_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
+    # The registry's schema (the reference deployment's DEVICE_SCHEMA); every registry query names it.
+    registry_schema: str = DEFAULT_SCHEMA
     redis_url: str = "redis://127.0.0.1:16379/0"
+
+    @field_validator("registry_schema")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        return validate_schema_name(value)
 
     def to_env(self) -> dict[str, str]:
         """These settings as the environment variables they are read from (for a daemon's worker process)."""

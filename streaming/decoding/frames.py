@@ -93,9 +93,13 @@ class FrameLayout:
         self._status: tuple[tuple[str, int], ...] = tuple(
             (dp.label, dp.datapoint_id) for dp in device.datapoints if dp.encoding == BOOL
         )
+        # A wired device without its template: every frame is dead-lettered naming it. (Status messages give
+        # their events whatever the registry holds, and no reading without a Bool datapoint of the field's label.)
+        if device.registry_problem is not None:
+            self.config_error = ("unwired-position", device.registry_problem)
         for dp in frame_points:
             problem = _datapoint_problem(dp)
-            if problem is not None:
+            if problem is not None and self.config_error is None:
                 self.config_error = ("frame-length", problem)
                 break
         self.data_end = max((dp.offset + dp.length for dp in frame_points), default=0)

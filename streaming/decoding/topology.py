@@ -38,6 +38,9 @@ class WiredDevice:
     template_name: str
     frame_check: str
     datapoints: tuple[Datapoint, ...]
+    # Why the registry rows of this device cannot be decoded (its template is missing), or None: every
+    # message of the device is then dead-lettered with this detail rather than silently giving nothing.
+    registry_problem: str | None = None
     # The template's expected_interval_s: how often the device reports (None: on change only). The longest
     # among a controller's devices sets when the controller counts as silent (presence).
     expected_interval_s: int | None = None
@@ -110,6 +113,7 @@ class ControllerTopology:
                         ]
                         for dp in d.datapoints
                     ],
+                    **({"registry_problem": d.registry_problem} if d.registry_problem is not None else {}),
                     **({"expected_interval_s": d.expected_interval_s} if d.expected_interval_s is not None else {}),
                 }
                 for (c, p), d in sorted(self.wired.items())
@@ -127,6 +131,7 @@ class ControllerTopology:
                 template_name=str(w["template_name"]),
                 frame_check=str(w["frame_check"]),
                 datapoints=tuple(Datapoint(*dp) for dp in w["datapoints"]),
+                registry_problem=w.get("registry_problem"),
                 expected_interval_s=w.get("expected_interval_s"),
             )
         return ControllerTopology(

@@ -1,4 +1,4 @@
-"""Reads controller topologies from the PostgreSQL device registry (schema "VtDevice")."""
+"""Reads controller topologies from the PostgreSQL device registry (schema "VtDevice", or F2_REGISTRY_SCHEMA)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import psycopg
 
 from streaming.decoding.topology import ControllerTopology, Datapoint, WiredDevice
 from streaming.errors import TransientError
+from streaming.registry_schema import DEFAULT_SCHEMA, in_schema
 
 log = logging.getLogger("f2.registry")
 
+# Written against "VtDevice"; topology_sql() names the configured schema. The wired device's own
+# devicetemplateid is read (not the template's), so a template that does not exist can be named.
 TOPOLOGY_SQL = """
-SELECT ctl.deviceid, c.connectornumber, p.position, wd.deviceid, wd.devicename, t.devicetemplateid, t.name,
+SELECT ctl.deviceid, c.connectornumber, p.position, wd.deviceid, wd.devicename, wd.devicetemplateid, t.name,
        t.frame_check, dp.datapointid, dp.label, dp.dataencoding, dp."offset", dp.length, dp.decimals,
        coalesce(dp.append, ''), dp.min_value, dp.max_value, t.expected_interval_s
 FROM "VtDevice".devices ctl
@@ -28,6 +31,14 @@ ORDER BY c.connectornumber, p.position, dp."offset", dp.datapointid
 """
 
 VERSION_SQL = 'SELECT version FROM "VtDevice".f2_registry_version'
+
+
+def topology_sql(schema: str = DEFAULT_SCHEMA) -> str:
+    return in_schema(TOPOLOGY_SQL, schema)
+
+
+def version_sql(schema: str = DEFAULT_SCHEMA) -> str:
+    return in_schema(VERSION_SQL, schema)
 
 
 def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
@@ -91,6 +102,7 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
             template_name=str(head[3] or ""),
             frame_check=str(head[4] or "none"),
             datapoints=tuple(points),
+            registry_problem=_template_problem(head),
             expected_interval_s=intervals[key],
         )
         for key, (head, points) in devices.items()
@@ -98,12 +110,28 @@ def build_topology(mac: str, rows: list[tuple]) -> ControllerTopology | None:
     return ControllerTopology(mac, controller_id, frozenset(connectors), wired)
 
 
+def _template_problem(head: tuple) -> str | None:
+    """The wired device's template is missing: (device id, name, its devicetemplateid, template name or None)."""
+    device_id, device_name, template_id, template_name, _ = head
+    if template_name is not None:
+        return None
+    device = f"device {device_name!r} (id {device_id})"
+    if template_id is None:
+        return f"{device} has no template (devices.devicetemplateid is NULL); set it to a devicetemplates row"
+    return (
+        f"{device} has template id {template_id}, which is not in the registry (devicetemplates); "
+        "set devices.devicetemplateid to an existing template or add the template"
+    )
+
+
 class RegistryStore:
     """One registry connection, reconnected on demand; safe to call from one thread at a time."""
 
-    def __init__(self, dsn: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, dsn: str, connect_timeout: float = 5.0, schema: str = DEFAULT_SCHEMA) -> None:
         self.dsn = dsn
         self.connect_timeout = connect_timeout
+        self._topology_sql = topology_sql(schema)
+        self._version_sql = version_sql(schema)
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
 
@@ -121,8 +149,8 @@ class RegistryStore:
                 conn = self._connection()
                 with conn.transaction():
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    version_row = conn.execute(VERSION_SQL).fetchone()
-                    rows = conn.execute(TOPOLOGY_SQL, (mac,)).fetchall()
+                    version_row = conn.execute(self._version_sql).fetchone()
+                    rows = conn.execute(self._topology_sql, (mac,)).fetchall()
                 return (int(version_row[0]) if version_row else 0), build_topology(mac, rows)
             except psycopg.OperationalError as exc:
                 self.close()
@@ -132,7 +160,7 @@ class RegistryStore:
         with self._lock:
             try:
                 conn = self._connection()
-                row = conn.execute(VERSION_SQL).fetchone()
+                row = conn.execute(self._version_sql).fetchone()
                 conn.commit()
                 return int(row[0]) if row else 0
             except psycopg.OperationalError as exc:
@@ -150,9 +178,12 @@ class RegistryStore:
 class RegistryListener(threading.Thread):
     """LISTENs on f2_registry_changed and reports each new registry version; reconnects after failures."""
 
-    def __init__(self, dsn: str, on_version: Callable[[int], None], stop: threading.Event) -> None:
+    def __init__(
+        self, dsn: str, on_version: Callable[[int], None], stop: threading.Event, schema: str = DEFAULT_SCHEMA
+    ) -> None:
         super().__init__(name="registry-listener", daemon=True)
         self.dsn = dsn
+        self._version_sql = version_sql(schema)
         self.on_version = on_version
         self.stop_event = stop
         self.connected = threading.Event()
@@ -163,7 +194,7 @@ class RegistryListener(threading.Thread):
                 with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute("LISTEN f2_registry_changed")
                     # Anything changed while we were not listening is caught by re-reading the version.
-                    row = conn.execute(VERSION_SQL).fetchone()
+                    row = conn.execute(self._version_sql).fetchone()
                     if row:
                         self.on_version(int(row[0]))
                     self.connected.set()
