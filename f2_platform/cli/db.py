@@ -11,8 +11,18 @@ def db() -> None:
 
 
 @db.command()
-def migrate() -> None:
-    """Apply pending migrations to the registry and the time-series database (re-running is a no-op)."""
+@click.option(
+    "--replace-deployment-aggregate",
+    is_flag=True,
+    help="Drop the reference deployment's decoded_hourly_stats (continuous aggregate or view) and put a view of "
+    "the platform's readings_hourly in its place. Without it, it is left as it is.",
+)
+def migrate(replace_deployment_aggregate: bool) -> None:
+    """Apply pending migrations to the registry and the time-series database (re-running is a no-op).
+
+    An existing decoded_data (the reference deployment's) is adopted: made a hypertable with its rows and keyed,
+    its readings without a value kept (docs/migration.md, "Stored readings").
+    """
     from f2_platform.connections import resolve_connections
     from f2_platform.db.migrations import apply_grants
     from f2_platform.db.migrations import migrate as run
@@ -20,13 +30,21 @@ def migrate() -> None:
     conn = resolve_connections()
     total = 0
     for target, dsn in (("registry", conn.registry_dsn), ("timeseries", conn.timeseries_dsn)):
-        applied = run(dsn, target)
+        applied = run(dsn, target, say=click.echo)
         total += len(applied)
         for migration in applied:
             click.echo(f"applied {migration.label}")
     click.echo(f"{total} migration(s) applied" if total else "nothing to apply: the schema is up to date")
     if conn.registry_dsn == conn.timeseries_dsn and apply_grants(conn.timeseries_dsn):
         click.echo("grants applied to f2_processor, f2_sink, f2_grafana")
+    if replace_deployment_aggregate:
+        import psycopg
+
+        from f2_platform.db import timeseries_adoption as adoption
+
+        with psycopg.connect(conn.timeseries_dsn, autocommit=True, connect_timeout=10) as ts:
+            if not adoption.replace_deployment_aggregate(ts, click.echo):
+                click.echo(f"{adoption.DEPLOYMENT_AGGREGATE}: nothing to replace")
 
 
 @db.command("seed-sample")

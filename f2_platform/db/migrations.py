@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from f2_platform.db import timeseries_adoption
 from f2_platform.errors import MigrationError
 from f2_platform.settings import PROJECT_DIR
 
@@ -79,14 +81,22 @@ def applied(conn: psycopg.Connection, target: str) -> dict[int, str]:
     return {int(v): str(c) for v, c in rows}
 
 
-def migrate(dsn: str, target: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
-    """Apply the pending migrations of `target` in order, each in its own transaction; returns those applied."""
+def migrate(
+    dsn: str, target: str, sql_dir: Path = SQL_DIR, say: Callable[[str], None] | None = None
+) -> list[Migration]:
+    """Apply the pending migrations of `target` in order, each in its own transaction; returns those applied.
+
+    On `timeseries`, an existing `decoded_data` (the reference deployment's) is adopted first and
+    `latest_values` filled from it afterwards (f2_platform/db/timeseries_adoption.py); `say` hears what that did.
+    """
     migrations = discover(target, sql_dir)
     done: list[Migration] = []
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
         # One migrator at a time per target, even from several hosts.
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"f2-migrate-{target}",))
         try:
+            if target == "timeseries":
+                timeseries_adoption.before_migrations(conn, say)
             ledger = applied(conn, target)
             for migration in migrations:
                 if migration.version in ledger:
@@ -109,6 +119,8 @@ def migrate(dsn: str, target: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
                         f"migration {migration.label} failed and was rolled back: {str(exc).strip()}"
                     ) from exc
                 done.append(migration)
+            if target == "timeseries":
+                timeseries_adoption.after_migrations(conn, say)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"f2-migrate-{target}",))
     return done

@@ -21,6 +21,7 @@ from f2_platform.quality.schemas.aggregates import aggregate_schema
 from f2_platform.quality.schemas.completeness import completeness_schema
 from f2_platform.quality.schemas.freshness import freshness_schema
 from f2_platform.quality.schemas.gaps import gaps_schema
+from f2_platform.quality.schemas.missing import missing_values_schema
 from f2_platform.quality.schemas.plausibility import plausibility_schema
 from f2_platform.quality.schemas.readings import readings_schema
 from f2_platform.quality.schemas.stuck import stuck_schema
@@ -46,7 +47,19 @@ COMPLETENESS = Concern("completeness", Severity.WARN, "Hours hold the expected s
 GAPS = Concern("reading_gaps", Severity.WARN, "No gap between frames longer than N intervals")
 STUCK = Concern("stuck_sensors", Severity.WARN, "No value frozen over the stuck window")
 FRESHNESS = Concern("device_freshness", Severity.WARN, "No device silent longer than K intervals")
-CONCERNS: tuple[Concern, ...] = (READINGS, PLAUSIBILITY, AGGREGATES, COMPLETENESS, GAPS, STUCK, FRESHNESS)
+# WARN, not ERROR: a reading without a value is kept as the deployment stored it and left out of every
+# computation; nothing downstream is wrong because of it.
+MISSING_VALUES = Concern("missing_values", Severity.WARN, "Every stored reading has a value (adopted NULLs)")
+CONCERNS: tuple[Concern, ...] = (
+    READINGS,
+    PLAUSIBILITY,
+    AGGREGATES,
+    COMPLETENESS,
+    GAPS,
+    STUCK,
+    FRESHNESS,
+    MISSING_VALUES,
+)
 
 FAILED_CHECKS = "failed_checks"
 
@@ -181,3 +194,8 @@ def check_stuck(frame: pd.DataFrame, settings: QualitySettings) -> CheckOutcome:
 
 def check_freshness(frame: pd.DataFrame, settings: QualitySettings) -> CheckOutcome:
     return _outcome(FRESHNESS, freshness_schema(settings.silent_after_intervals), frame)
+
+
+def check_missing_values(frame: pd.DataFrame) -> CheckOutcome:
+    """The failure count is the number of readings without a value (a row is a series and hour)."""
+    return _outcome(MISSING_VALUES, missing_values_schema(), frame, "missing_count")

@@ -40,8 +40,9 @@ class WindowEvaluation:
         return self.fleet.device_ids if self.fleet.controllers else None
 
     def readings(self, full: bool = False) -> c.CheckOutcome:
-        """`full`: validate every reading from the window's start (short windows); otherwise only the
-        suspects (future, non-finite): the table's constraints already exclude nulls and duplicate keys."""
+        """`full`: validate every reading with a value from the window's start (short windows); otherwise only
+        the suspects (future, non-finite): the key excludes duplicates, and readings without a value are
+        `missing_values`'."""
         if full:
             frame = f.recent_readings_frame(self.ts, self.window, self.scope)
             self.suspect_totals = {}
@@ -66,6 +67,10 @@ class WindowEvaluation:
         frame = f.stuck_frame(self.ts, self.fleet, self.window, self.settings.stuck_exempt_labels)
         return self._keep(c.check_stuck(frame, self.settings), frame)
 
+    def missing_values(self) -> c.CheckOutcome:
+        frame = f.missing_values_frame(self.ts, self.window, self.scope)
+        return self._keep(c.check_missing_values(frame), frame)
+
     def freshness(self) -> c.CheckOutcome:
         lookback = timedelta(days=self.settings.freshness_lookback_days)
         frame = f.freshness_frame(self.ts, self.fleet, self.window, lookback)
@@ -86,6 +91,7 @@ class WindowEvaluation:
         self.gaps()
         self.stuck()
         self.freshness()
+        self.missing_values()
         return self.outcomes
 
 

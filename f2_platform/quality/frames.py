@@ -225,6 +225,19 @@ def freshness_frame(ts: Timeseries, fleet: Fleet, window: CheckWindow, lookback:
     return frame[columns].sort_values("device_id").reset_index(drop=True)
 
 
+def missing_values_frame(ts: Timeseries, window: CheckWindow, devices: list[int] | None) -> pd.DataFrame:
+    """Per series and hour of the window: the readings without a value (NULL), the first and the last."""
+    columns = ["device_id", "datapoint_id", "bucket", "missing_count", "first_missing", "last_missing"]
+    found = ts.fetch_df(q.MISSING_VALUES, {"start": window.start, "end": window.end, "devices": devices})
+    if found.empty:
+        found = pd.DataFrame(columns=columns)
+    return typed(
+        found[columns],
+        ints=["device_id", "datapoint_id", "missing_count"],
+        times=["bucket", "first_missing", "last_missing"],
+    )
+
+
 def suspect_readings_frame(
     ts: Timeseries, window: CheckWindow, devices: list[int] | None, limit: int = 10_000
 ) -> tuple[pd.DataFrame, dict[str, int]]:

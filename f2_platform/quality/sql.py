@@ -4,6 +4,10 @@ The database does the heavy lifting (grouping a day of readings); the rules them
 schemas. Where a query must narrow rows down, it uses a looser condition than the rule (a step of more than
 two intervals for gaps, any timestamp after the reference time for future readings), so the schema stays
 the one place that decides. Registry facts arrive as arrays: the registry may be another database.
+
+A reading without a value (NULL: only a table adopted from the reference deployment holds them) is the
+concern of MISSING_VALUES alone. The other concerns judge values and leave it out; it still counts as a
+frame received (cadence, gaps, freshness), since the device did report.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ FROM decoded_data r
 JOIN unnest(%(devices)s::int[], %(datapoints)s::int[], %(mins)s::float8[], %(maxs)s::float8[])
      AS b(device_id, datapoint_id, range_min, range_max)
   ON b.device_id = r.device_id AND b.datapoint_id = r.datapoint_id
-WHERE r."timestamp" >= %(start)s AND r."timestamp" < %(end)s
+WHERE r."timestamp" >= %(start)s AND r."timestamp" < %(end)s AND r.value IS NOT NULL
 GROUP BY 1, 2, 3
 """
 
@@ -62,7 +66,7 @@ WITH r AS (
     FROM decoded_data d
     JOIN unnest(%(devices)s::int[], %(datapoints)s::int[]) AS s(device_id, datapoint_id)
       ON s.device_id = d.device_id AND s.datapoint_id = d.datapoint_id
-    WHERE d."timestamp" >= %(start)s AND d."timestamp" < %(end)s
+    WHERE d."timestamp" >= %(start)s AND d."timestamp" < %(end)s AND d.value IS NOT NULL
     WINDOW w AS (PARTITION BY d.device_id, d.datapoint_id ORDER BY d."timestamp")
 ), runs AS (
     SELECT device_id, datapoint_id, value, "timestamp",
@@ -90,12 +94,13 @@ FROM unnest(%(devices)s::int[]) AS c(device_id)
 """
 
 # Candidates for the readings schema: anything stamped after the reference time, and non-finite values in
-# the window (NOT NULL and the primary key already rule out missing values and duplicate keys).
+# the window (the primary key already rules out duplicate keys; missing values are MISSING_VALUES').
 # `total` counts every candidate of its kind, before the limit.
 SUSPECT_READINGS = """
 (SELECT "timestamp", device_id, datapoint_id, value, 'future' AS kind, count(*) OVER () AS total
    FROM decoded_data
-  WHERE "timestamp" > %(as_of)s AND (%(devices)s::int[] IS NULL OR device_id = ANY(%(devices)s::int[]))
+  WHERE "timestamp" > %(as_of)s AND value IS NOT NULL
+    AND (%(devices)s::int[] IS NULL OR device_id = ANY(%(devices)s::int[]))
   ORDER BY "timestamp", device_id, datapoint_id
   LIMIT %(limit)s)
 UNION ALL
@@ -108,14 +113,25 @@ UNION ALL
   LIMIT %(limit)s)
 """
 
-# Every reading of a (short) window plus the future ones: what the readings schema validates in full.
+# Every reading with a value of a (short) window plus the future ones: what the readings schema validates in full.
 RECENT_READINGS = """
 SELECT "timestamp", device_id, datapoint_id, value
 FROM decoded_data
-WHERE "timestamp" >= %(start)s
+WHERE "timestamp" >= %(start)s AND value IS NOT NULL
   AND (%(devices)s::int[] IS NULL OR device_id = ANY(%(devices)s::int[]))
 ORDER BY "timestamp", device_id, datapoint_id
 LIMIT %(limit)s
+"""
+
+# Per series and hour of the window: the readings without a value, and the first and last of them.
+MISSING_VALUES = """
+SELECT device_id, datapoint_id, time_bucket(INTERVAL '1 hour', "timestamp") AS bucket,
+       count(*) AS missing_count, min("timestamp") AS first_missing, max("timestamp") AS last_missing
+FROM decoded_data
+WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s AND value IS NULL
+  AND (%(devices)s::int[] IS NULL OR device_id = ANY(%(devices)s::int[]))
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
 """
 
 AGGREGATE_COLUMNS = (

@@ -73,6 +73,8 @@ def rollup_insert(spec: AggregateSpec) -> sql.Composed:
 
     avg and stddev aggregate in timestamp order: floating-point sums depend on the order of their terms,
     and a fixed order makes recomputing the same window give bit-identical values whatever plan runs it.
+    A reading without a value (NULL, only in a table adopted from the reference deployment) is no sample:
+    it counts nowhere, and a bucket holding only such readings has no row.
     """
     return sql.SQL(
         "INSERT INTO {table} ({columns}) "
@@ -80,7 +82,7 @@ def rollup_insert(spec: AggregateSpec) -> sql.Composed:
         'avg(value ORDER BY "timestamp"), min(value), max(value), count(*), '
         'first(value, "timestamp"), last(value, "timestamp"), stddev_samp(value ORDER BY "timestamp") '
         "FROM {raw} "
-        'WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s '
+        'WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s AND value IS NOT NULL '
         "GROUP BY 1, 2, 3"
     ).format(
         table=spec.table,
@@ -101,6 +103,8 @@ _HOURLY_CAGG = sql.SQL(
     'first(value, "timestamp") AS first_value, last(value, "timestamp") AS last_value, '
     "stddev_samp(value) AS stddev_value "
     "FROM {source} "
+    # As in rollup_insert: a reading without a value is no sample.
+    "WHERE value IS NOT NULL "
     'GROUP BY time_bucket({width}, "timestamp"), device_id, datapoint_id '
     "WITH NO DATA"
 )

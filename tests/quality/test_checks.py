@@ -42,10 +42,13 @@ def test_severities(evaluation: WindowEvaluation) -> None:
         "reading_gaps": c.Severity.WARN,
         "stuck_sensors": c.Severity.WARN,
         "device_freshness": c.Severity.WARN,
+        "missing_values": c.Severity.WARN,
     }
-    assert not any(o.passed for o in evaluation.outcomes.values()), {
-        n: o.summary() for n, o in evaluation.outcomes.items()
-    }
+    # Every seeded defect fails its check. The session's decoded_data is a fresh install's (value NOT NULL), so
+    # no reading lacks a value here; an adopted table's NULLs are found in test_timeseries_adoption.py.
+    seeded_defects = {n: o for n, o in evaluation.outcomes.items() if n != "missing_values"}
+    assert not any(o.passed for o in seeded_defects.values()), {n: o.summary() for n, o in seeded_defects.items()}
+    assert evaluation.outcomes["missing_values"].passed
 
 
 def test_out_of_range(evaluation: WindowEvaluation, seeded: s.SeededDay) -> None:

@@ -59,7 +59,7 @@ def test_definitions_load_with_the_dbt_models(code_location: dg.Definitions) -> 
     for asset in ("readings_hourly", "readings_daily"):
         assert checks[(asset, "plausible_values")].blocking and checks[(asset, "aggregate_integrity")].blocking
         assert not checks[(asset, "completeness")].blocking
-    for name in ("reading_gaps", "stuck_sensors", "device_freshness"):
+    for name in ("reading_gaps", "stuck_sensors", "device_freshness", "missing_values"):
         assert not checks[("readings_daily", name)].blocking and not checks[("decoded_data", name)].blocking
     assert checks[("decoded_data", "readings_valid")].blocking
 

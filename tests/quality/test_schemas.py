@@ -27,6 +27,36 @@ def frame(rows: list[dict], times: tuple[str, ...] = ()) -> pd.DataFrame:
     return df
 
 
+def test_missing_values_counts_every_reading_without_a_value() -> None:
+    rows = frame(
+        [
+            {
+                "device_id": 1,
+                "datapoint_id": 2,
+                "bucket": T0,
+                "missing_count": 3,
+                "first_missing": T0,
+                "last_missing": T0,
+            },
+            {
+                "device_id": 1,
+                "datapoint_id": 3,
+                "bucket": T0,
+                "missing_count": 1,
+                "first_missing": T0,
+                "last_missing": T0,
+            },
+        ],
+        times=("bucket", "first_missing", "last_missing"),
+    )
+    outcome = c.check_missing_values(rows)
+    assert outcome.severity is c.Severity.WARN and not outcome.passed
+    assert outcome.failure_count == 4 and len(outcome.failures) == 2
+    assert set(outcome.failures[c.FAILED_CHECKS]) == {"reading_has_a_value"}
+    empty = c.check_missing_values(rows.head(0))
+    assert empty.passed and empty.failure_count == 0
+
+
 def test_readings_schema_flags_future_non_finite_and_duplicates() -> None:
     rows = frame(
         [

@@ -2,8 +2,8 @@
 
 ERROR and blocking: the window's rows are consistent (aggregate_integrity) and their min/max lie inside the
 plausible ranges of registered series (plausible_values). WARN: the concerns of misbehaving devices over the
-window's raw readings (completeness on both levels; gaps, stuck sensors and silence at the day's end on the
-daily level).
+window's raw readings (completeness on both levels; gaps, stuck sensors, silence at the day's end and
+readings without a value on the daily level).
 """
 
 # No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
@@ -112,5 +112,6 @@ DAILY_CHECKS = _checks_of(
         c.GAPS: WindowEvaluation.gaps,
         c.STUCK: WindowEvaluation.stuck,
         c.FRESHNESS: WindowEvaluation.freshness,
+        c.MISSING_VALUES: WindowEvaluation.missing_values,
     },
 )

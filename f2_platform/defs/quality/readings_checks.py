@@ -1,6 +1,7 @@
 """Asset checks on recent readings (decoded_data, the last `data_quality.recent_window_s` seconds), scheduled
 hourly: the same concerns as the aggregates' checks, on what the sink wrote most recently. Readings are
-validated in full here (types, non-null, finite, one row per key, not from the future)."""
+validated in full here (types, finite, one row per key, not from the future); readings without a value are
+reported by `missing_values`."""
 
 # No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
 from collections.abc import Callable
@@ -26,6 +27,7 @@ _RUNS: dict[c.Concern, Run] = {
     c.GAPS: WindowEvaluation.gaps,
     c.STUCK: WindowEvaluation.stuck,
     c.FRESHNESS: WindowEvaluation.freshness,
+    c.MISSING_VALUES: WindowEvaluation.missing_values,
 }
 
 

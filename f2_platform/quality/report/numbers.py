@@ -151,6 +151,7 @@ def build_report(
         ],
         "future_readings": _future(evaluation, names),
         "non_finite_readings": {"total": int(evaluation.suspect_totals.get("non-finite", 0))},
+        "readings_without_value": {"total": evaluation.outcomes[c.MISSING_VALUES.name].failure_count},
         "dead_letters": _dead_letters(dead_letters, dead_letter_error, hours),
     }
     report["summary"] = _summary(report, outcomes)
@@ -294,6 +295,7 @@ def _summary(report: dict[str, Any], outcomes: dict[str, c.CheckOutcome]) -> dic
         "out_of_range_readings": report["out_of_range"]["total"],
         "future_readings": report["future_readings"]["total"],
         "non_finite_readings": report["non_finite_readings"]["total"],
+        "readings_without_value": report["readings_without_value"]["total"],
         "dead_letters": report["dead_letters"]["total"],
         "failed_checks": [o.name for o in failed],
         "blocking_failures": [o.name for o in failed if o.severity is c.Severity.ERROR],
@@ -317,6 +319,7 @@ def markdown_summary(report: dict[str, Any]) -> str:
         f"- silent devices: {s['silent_devices']}; no data: {s['no_data_devices']}",
         f"- out-of-range readings: {s['out_of_range_readings']}; from the future: {s['future_readings']}",
         f"- gaps: {s['gaps']}; stuck series: {s['stuck_series']}; incomplete hours: {s['low_completeness_hours']}",
+        f"- readings without a value: {s['readings_without_value']}",
         f"- dead letters: {s['dead_letters']}"
         + ("" if report["dead_letters"]["available"] else f" (unavailable: {report['dead_letters']['error']})"),
     ]
