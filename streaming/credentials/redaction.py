@@ -5,7 +5,8 @@ the text of a Python bytes literal: a QR/NFC token, or the reader's light-indica
 canonical JSON object (docs/contracts.md, "Raw records"):
 
 - a token: `{"timestamp", "credential": {"fingerprint", "key_id", "length"}}`;
-- an indicator response (STX 0x02 .. ETX 0x03, at most 32 bytes; not a credential):
+- an indicator response (STX 0x02 .. ETX 0x03, at most 32 bytes, no run of 4 printable ASCII characters
+  inside; not a credential):
   `{"timestamp", "indicator": "02 02 01 00 00 00 03 03"}`;
 - anything else (not JSON, not an object, no `data`, `data` not a bytes literal, too long):
   `{"timestamp", "unparsed": "<one-line reason>", "credential": <fingerprint of the whole raw payload>}`.
@@ -16,6 +17,7 @@ Every other field is dropped: any of them could hold the token. Pure, no I/O; re
 
 from __future__ import annotations
 
+import re
 from typing import Final, NamedTuple
 
 import orjson
@@ -29,6 +31,8 @@ MAX_TOKEN_BYTES: Final = 1023
 STX: Final = 0x02
 ETX: Final = 0x03
 MAX_INDICATOR_BYTES: Final = 32
+# Text inside an STX .. ETX frame: four or more printable ASCII characters in a row.
+_PRINTABLE_RUN: Final = re.compile(rb"[\x20-\x7e]{4,}")
 # The longest `data` text a token of MAX_TOKEN_BYTES can have: b'' around a \xHH escape per byte.
 MAX_LITERAL_CHARS: Final = 3 + 4 * MAX_TOKEN_BYTES
 # Reader payloads are a few hundred bytes; above this the bridge does not parse and fingerprints the whole.
@@ -69,8 +73,18 @@ def credential(key: CredentialKey, token: bytes) -> dict[str, object]:
 
 
 def is_indicator(token: bytes) -> bool:
-    """A light-indicator response: from STX to ETX, at most MAX_INDICATOR_BYTES bytes."""
-    return 2 <= len(token) <= MAX_INDICATOR_BYTES and token[0] == STX and token[-1] == ETX
+    """A light-indicator response: from STX to ETX, at most MAX_INDICATOR_BYTES bytes, binary inside.
+
+    Serial card readers commonly wrap a card number in STX .. ETX as text: a run of printable ASCII inside the
+    frame makes it a credential (fingerprinted), since keeping a card number in clear costs more than
+    fingerprinting an odd indicator response.
+    """
+    return (
+        2 <= len(token) <= MAX_INDICATOR_BYTES
+        and token[0] == STX
+        and token[-1] == ETX
+        and _PRINTABLE_RUN.search(token, 1, len(token) - 1) is None
+    )
 
 
 def indicator_hex(token: bytes) -> str:

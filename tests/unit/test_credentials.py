@@ -275,6 +275,8 @@ def test_indicator_responses_are_kept_as_hex(token: bytes, indicator: str) -> No
     "token",
     [
         bytes([2]) + b"A" * 31 + bytes([3]),  # 33 bytes: too long for an indicator
+        bytes([2]) + b"0012345678" + bytes([3]),  # a card number wrapped in STX .. ETX by a serial reader
+        bytes([2, 1]) + b"CARD" + bytes([0, 3]),  # text inside a binary frame
         bytes([2]) + b"CARD",  # no ETX
         b"CARD" + bytes([3]),  # no STX
         bytes([3, 2]),
