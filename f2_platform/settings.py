@@ -64,3 +64,16 @@ class DagsterSettings(BaseSettings):
 
     environment: Literal["local", "ci", "prod"] = "local"
     partitions_start: date = date(2025, 1, 1)
+
+
+class RegistryLinkSettings(BaseSettings):
+    """How the time-series database reaches a registry that lives in another database (`f2 db migrate` links
+    it with postgres_fdw for dbt and queries: f2_platform/db/registry_link.py).
+
+    `dsn` (F2_REGISTRY_LINK_DSN) is the registry as the time-series *server* sees it (its host may differ from
+    the one the CLI uses) and the role the link reads as, best a read-only one; unset: F2_REGISTRY_DSN.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="F2_REGISTRY_LINK_", extra="ignore")
+
+    dsn: str | None = None

@@ -24,10 +24,17 @@ $$;
 
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
--- The processor: the registry, read-only.
-GRANT USAGE ON SCHEMA "VtDevice" TO f2_processor;
-GRANT SELECT ON ALL TABLES IN SCHEMA "VtDevice" TO f2_processor;
-ALTER DEFAULT PRIVILEGES IN SCHEMA "VtDevice" GRANT SELECT ON TABLES TO f2_processor;
+-- The processor: the registry, read-only, where it shares this database ("VtDevice" is the registry schema,
+-- F2_REGISTRY_SCHEMA; a registry in its own database gets sql/grants_registry.sql there instead).
+DO $$
+BEGIN
+    IF to_regnamespace('"VtDevice"') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA "VtDevice" TO f2_processor;
+        GRANT SELECT ON ALL TABLES IN SCHEMA "VtDevice" TO f2_processor;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA "VtDevice" GRANT SELECT ON TABLES TO f2_processor;
+    END IF;
+END
+$$;
 
 -- The sink: its two tables (ON CONFLICT DO UPDATE needs SELECT and UPDATE besides INSERT); no DELETE.
 GRANT USAGE ON SCHEMA public TO f2_sink;

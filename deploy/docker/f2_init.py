@@ -3,7 +3,8 @@
 
 1. waits until PostgreSQL and Kafka answer (bounded);
 2. applies the schema migrations (registry and time series), as `f2 db migrate` does;
-3. applies the least-privilege grants of sql/grants.sql when F2_INIT_GRANTS_SQL names it;
+3. applies the least-privilege grants of sql/grants.sql when F2_INIT_GRANTS_SQL names it (and, for a registry
+   in a database of its own, grants_registry.sql beside it there), in the registry schema F2_REGISTRY_SCHEMA;
 4. creates the platform's Kafka topics that are missing, with F2_INIT_KAFKA_PARTITIONS partitions
    (default 6: the most processors or sinks that can share the work) and F2_INIT_KAFKA_REPLICATION_FACTOR;
 5. loads the sample registry when F2_INIT_SEED_SAMPLE=1 (demo deployments only).
@@ -42,7 +43,10 @@ def main() -> int:
     from confluent_kafka.admin import AdminClient
 
     from f2_platform.db.migrations import migrate
+    from f2_platform.db.registry_link import link_registry
+    from f2_platform.settings import RegistryLinkSettings
     from streaming.kafka.topics import ensure_topics
+    from streaming.registry_schema import in_schema
     from streaming.settings import ConnectionSettings
 
     conn = ConnectionSettings()
@@ -61,14 +65,23 @@ def main() -> int:
     wait_for("Kafka", kafka_probe, timeout)
 
     for target, dsn in (("registry", conn.registry_dsn), ("timeseries", conn.timeseries_dsn)):
-        applied = migrate(dsn, target)
+        applied = migrate(dsn, target, say=say, registry_schema=conn.registry_schema)
         say(f"{target}: {len(applied)} migration(s) applied" if applied else f"{target}: schema up to date")
+    linked = link_registry(
+        conn.timeseries_dsn, conn.registry_dsn, conn.registry_schema, RegistryLinkSettings().dsn, say
+    )
 
     grants = os.environ.get("F2_INIT_GRANTS_SQL")
     if grants:
+        # Files shipped in the image, not user input; "VtDevice" in them is the registry schema.
         with psycopg.connect(conn.timeseries_dsn, autocommit=True) as db:
-            db.execute(Path(grants).read_text())  # a file shipped in the image, not user input
+            db.execute(in_schema(Path(grants).read_text(), conn.registry_schema))
         say(f"grants applied from {grants}")
+        registry_grants = Path(grants).with_name("grants_registry.sql")
+        if linked and registry_grants.exists():
+            with psycopg.connect(conn.registry_dsn, autocommit=True) as db:
+                db.execute(in_schema(registry_grants.read_text(), conn.registry_schema))
+            say(f"grants applied from {registry_grants} in the registry's database")
 
     created = ensure_topics(conn.kafka_config(), partitions, replication)
     say(f"topics created: {', '.join(created)}" if created else "topics already exist")
@@ -76,7 +89,7 @@ def main() -> int:
     if os.environ.get("F2_INIT_SEED_SAMPLE") == "1":
         from f2_platform.registry.seed import seed_sample
 
-        seed_sample(conn.registry_dsn)
+        seed_sample(conn.registry_dsn, conn.registry_schema)
         say("sample registry loaded")
     say("done")
     return 0

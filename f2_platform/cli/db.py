@@ -1,8 +1,10 @@
-"""`f2 db migrate | seed-sample`."""
+"""`f2 db migrate | check | validate | seed-sample`."""
 
 from __future__ import annotations
 
 import click
+
+from f2_platform.cli.db_registry import check, validate
 
 
 @click.group()
@@ -23,20 +25,18 @@ def migrate(replace_deployment_aggregate: bool) -> None:
     An existing decoded_data (the reference deployment's) is adopted: made a hypertable with its rows and keyed,
     its readings without a value kept (docs/migration.md, "Stored readings").
     """
+    from f2_platform.cli.db_registry import after_migrations as after_registry_migrations
     from f2_platform.connections import resolve_connections
-    from f2_platform.db.migrations import apply_grants
     from f2_platform.db.migrations import migrate as run
 
     conn = resolve_connections()
     total = 0
     for target, dsn in (("registry", conn.registry_dsn), ("timeseries", conn.timeseries_dsn)):
-        applied = run(dsn, target, say=click.echo)
+        applied = run(dsn, target, say=click.echo, registry_schema=conn.registry_schema)
         total += len(applied)
         for migration in applied:
             click.echo(f"applied {migration.label}")
     click.echo(f"{total} migration(s) applied" if total else "nothing to apply: the schema is up to date")
-    if conn.registry_dsn == conn.timeseries_dsn and apply_grants(conn.timeseries_dsn):
-        click.echo("grants applied to f2_processor, f2_sink, f2_grafana")
     if replace_deployment_aggregate:
         import psycopg
 
@@ -45,6 +45,7 @@ def migrate(replace_deployment_aggregate: bool) -> None:
         with psycopg.connect(conn.timeseries_dsn, autocommit=True, connect_timeout=10) as ts:
             if not adoption.replace_deployment_aggregate(ts, click.echo):
                 click.echo(f"{adoption.DEPLOYMENT_AGGREGATE}: nothing to replace")
+    after_registry_migrations(conn, click.echo)
 
 
 @db.command("seed-sample")
@@ -53,5 +54,10 @@ def seed_sample() -> None:
     from f2_platform.connections import resolve_connections
     from f2_platform.registry.seed import seed_sample as run
 
-    run(resolve_connections().registry_dsn)
+    conn = resolve_connections()
+    run(conn.registry_dsn, conn.registry_schema)
     click.echo("sample registry loaded")
+
+
+db.add_command(check)
+db.add_command(validate)

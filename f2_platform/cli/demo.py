@@ -65,10 +65,10 @@ def up(without_dagster: bool) -> None:
     stack.up(click.echo)
     conn = stack.env_settings()
     for target, dsn in (("registry", conn.registry_dsn), ("timeseries", conn.timeseries_dsn)):
-        for m in migrate(dsn, target):
+        for m in migrate(dsn, target, registry_schema=conn.registry_schema):
             click.echo(f"applied {m.label}")
-    apply_grants(conn.timeseries_dsn)
-    seed_sample(conn.registry_dsn)
+    apply_grants(conn.timeseries_dsn, registry_schema=conn.registry_schema)
+    seed_sample(conn.registry_dsn, conn.registry_schema)
     click.echo("sample registry loaded")
     env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
     for name in PROCESSES:

@@ -1,4 +1,10 @@
-"""Writes a registry (the sample, or a generated fleet) idempotently, keyed by natural names."""
+"""Writes a registry (the sample, or a generated fleet) idempotently, keyed by natural names.
+
+Statements name the schema "VtDevice"; `schema` (F2_REGISTRY_SCHEMA) says where the registry is. Columns
+get the values the reference deployment's tools write (its DDL has them NOT NULL): '' for a text without a
+value, 'gauge' / 'line' for the chart hints, 1 / 0 for wholenumber, 0 for a connector type the platform
+does not know.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,9 @@ from f2_platform.registry.sample import (
     TemplateSpec,
     claiming_code,
 )
+from streaming.registry_schema import DEFAULT_SCHEMA, in_schema
 
-S = '"VtDevice"'  # a constant schema name, never input: the f-strings below are not injectable
+S = '"VtDevice"'  # the schema as the statements name it; in_schema() puts the configured, validated name there
 
 
 class Wired(Protocol):
@@ -45,7 +52,8 @@ WHERE (devices.devicename, devices.devicetemplateid) IS DISTINCT FROM (EXCLUDED.
 """
 _CONTROLLER_IDS_SQL = f"SELECT macaddress, deviceid FROM {S}.devices WHERE macaddress = ANY(%s)"
 _CONNECTORS_SQL = f"""
-INSERT INTO {S}.connectors (controllerid, connectornumber) SELECT * FROM unnest(%s::int[], %s::int[])
+INSERT INTO {S}.connectors (controllerid, connectornumber, connectortypeid)
+SELECT c, n, 0 FROM unnest(%s::int[], %s::int[]) AS x(c, n)
 ON CONFLICT (controllerid, connectornumber) DO NOTHING
 """
 _CONNECTOR_IDS_SQL = (
@@ -63,8 +71,8 @@ UPDATE {S}.devices d SET devicetemplateid = u.t FROM unnest(%s::int[], %s::int[]
 WHERE d.deviceid = u.id AND d.devicetemplateid IS DISTINCT FROM u.t
 """
 _DEVICES_SQL = f"""
-INSERT INTO {S}.devices (devicename, devicetemplateid, serialnumber, uuid)
-SELECT n, t, s, gen_random_uuid() FROM unnest(%s::text[], %s::int[], %s::text[]) AS x(n, t, s)
+INSERT INTO {S}.devices (devicename, devicetemplateid, claimingcode, serialnumber, uuid)
+SELECT n, t, '', s, gen_random_uuid() FROM unnest(%s::text[], %s::int[], %s::text[]) AS x(n, t, s)
 RETURNING serialnumber, deviceid
 """
 _PINS_SQL = f"""
@@ -79,70 +87,79 @@ def _one(conn: psycopg.Connection, sql: str, params: Sequence[object]) -> int | 
     return None if row is None else int(row[0])
 
 
-def upsert_device_types(conn: psycopg.Connection) -> dict[str, int]:
+def upsert_device_types(conn: psycopg.Connection, schema: str = DEFAULT_SCHEMA) -> dict[str, int]:
     ids = {}
     for typename, description, issensor, iscontroller in DEVICE_TYPES:
         ids[typename] = _one(
             conn,
-            f"INSERT INTO {S}.devicetypes (typename, description, issensor, iscontroller) VALUES (%s,%s,%s,%s) "
-            "ON CONFLICT (typename) DO UPDATE SET description = EXCLUDED.description, "
-            "issensor = EXCLUDED.issensor, iscontroller = EXCLUDED.iscontroller RETURNING devicetypeid",
+            in_schema(
+                f"INSERT INTO {S}.devicetypes (typename, description, issensor, iscontroller) VALUES (%s,%s,%s,%s) "
+                "ON CONFLICT (typename) DO UPDATE SET description = EXCLUDED.description, "
+                "issensor = EXCLUDED.issensor, iscontroller = EXCLUDED.iscontroller RETURNING devicetypeid",
+                schema,
+            ),
             (typename, description, issensor, iscontroller),
         )
     return {k: v for k, v in ids.items() if v is not None}
 
 
 def upsert_templates(
-    conn: psycopg.Connection, templates: Iterable[TemplateSpec], types: dict[str, int]
+    conn: psycopg.Connection, templates: Iterable[TemplateSpec], types: dict[str, int], schema: str = DEFAULT_SCHEMA
 ) -> dict[str, int]:
     ids: dict[str, int] = {}
     for t in templates:
         template_id = _one(
             conn,
-            f"INSERT INTO {S}.devicetemplates (name, model, description, devicetypeid, frame_check, "
-            "expected_interval_s) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (name) DO UPDATE SET "
-            "model = EXCLUDED.model, description = EXCLUDED.description, devicetypeid = EXCLUDED.devicetypeid, "
-            "frame_check = EXCLUDED.frame_check, expected_interval_s = EXCLUDED.expected_interval_s "
-            "RETURNING devicetemplateid",
+            in_schema(
+                f"INSERT INTO {S}.devicetemplates (name, model, description, devicetypeid, frame_check, "
+                "expected_interval_s) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (name) DO UPDATE SET "
+                "model = EXCLUDED.model, description = EXCLUDED.description, devicetypeid = EXCLUDED.devicetypeid, "
+                "frame_check = EXCLUDED.frame_check, expected_interval_s = EXCLUDED.expected_interval_s "
+                "RETURNING devicetemplateid",
+                schema,
+            ),
             (t.name, t.model, t.description, types[t.device_type], t.frame_check, t.expected_interval_s),
         )
         assert template_id is not None
         ids[t.name] = template_id
         for dp in t.datapoints:
             conn.execute(
-                f'INSERT INTO {S}.datapoints (devicetemplateid, label, "offset", length, dataencoding, append, '
-                "decimals, wholenumber, realtimechart, historicalchart, min_value, max_value) "
-                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (devicetemplateid, label) DO UPDATE SET "
-                '"offset" = EXCLUDED."offset", length = EXCLUDED.length, dataencoding = EXCLUDED.dataencoding, '
-                "append = EXCLUDED.append, decimals = EXCLUDED.decimals, wholenumber = EXCLUDED.wholenumber, "
-                "min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value",
+                in_schema(
+                    f'INSERT INTO {S}.datapoints (devicetemplateid, label, "offset", length, dataencoding, append, '
+                    "prepend, decimals, wholenumber, realtimechart, historicalchart, min_value, max_value) "
+                    "VALUES (%s,%s,%s,%s,%s,%s,'',%s,%s,%s,%s,%s,%s) ON CONFLICT (devicetemplateid, label) DO UPDATE "
+                    'SET "offset" = EXCLUDED."offset", length = EXCLUDED.length, dataencoding = EXCLUDED.dataencoding, '
+                    "append = EXCLUDED.append, decimals = EXCLUDED.decimals, wholenumber = EXCLUDED.wholenumber, "
+                    "min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value",
+                    schema,
+                ),
                 (
                     template_id,
                     dp.label,
                     dp.offset,
                     dp.length,
                     dp.encoding,
-                    dp.unit or None,
+                    dp.unit or "",
                     dp.decimals,
-                    dp.decimals == 0,
-                    dp.encoding != "Bool",
-                    True,
+                    1 if dp.decimals == 0 else 0,
+                    "gauge" if dp.encoding != "Bool" else "",
+                    "line",
                     dp.min_value,
                     dp.max_value,
                 ),
             )
         labels = [dp.label for dp in t.datapoints]
         conn.execute(
-            f"DELETE FROM {S}.datapoints WHERE devicetemplateid = %s AND NOT (label = ANY(%s))",
+            in_schema(f"DELETE FROM {S}.datapoints WHERE devicetemplateid = %s AND NOT (label = ANY(%s))", schema),
             (template_id, labels),
         )
     return ids
 
 
-def seed_sample(dsn: str) -> None:
+def seed_sample(dsn: str, schema: str = DEFAULT_SCHEMA) -> None:
     """Make the registry contain docs/domain.md's sample registry (other rows are left alone)."""
     with psycopg.connect(dsn, connect_timeout=10) as conn, conn.transaction():
-        seed_fleet(conn, CONTROLLERS, WIRING)
+        seed_fleet(conn, CONTROLLERS, WIRING, schema=schema)
 
 
 def seed_fleet(
@@ -150,6 +167,7 @@ def seed_fleet(
     controllers: Iterable[tuple[str, str]],
     wiring: Iterable[Wired],
     templates: Iterable[TemplateSpec] = TEMPLATES,
+    schema: str = DEFAULT_SCHEMA,
 ) -> dict[tuple[str, int, int], int]:
     """Make the registry hold `controllers` ((name, MAC)) with `wiring` and the `templates` they use (which
     include "F2 Controller"); returns (MAC, connector, position) -> device id.
@@ -158,8 +176,12 @@ def seed_fleet(
     controllers takes seconds): controllers are matched by MAC, a pin's device by its name, so a second run
     changes nothing and writes nothing; a pin wired to another device is rewired to a new one.
     """
-    types = upsert_device_types(conn)
-    template_ids = upsert_templates(conn, templates, types)
+    types = upsert_device_types(conn, schema)
+    template_ids = upsert_templates(conn, templates, types, schema)
+
+    def q(statement: str) -> str:
+        return in_schema(statement, schema)
+
     if "F2 Controller" not in template_ids:
         raise RegistryError('seed_fleet: the templates must include "F2 Controller", the controllers\' template')
     named = dict((mac, name) for name, mac in controllers)  # the last name given for a MAC wins
@@ -172,27 +194,27 @@ def seed_fleet(
         raise RegistryError(f"seed_fleet: wiring names controller(s) {', '.join(unwired[:5])} that are not listed")
     macs = list(named)
     conn.execute(
-        _CONTROLLERS_SQL,
+        q(_CONTROLLERS_SQL),
         (template_ids["F2 Controller"], [named[m] for m in macs], macs, [claiming_code(m) for m in macs]),
     )
-    controller_ids = {str(m): int(i) for m, i in conn.execute(_CONTROLLER_IDS_SQL, (macs,)).fetchall()}
+    controller_ids = {str(m): int(i) for m, i in conn.execute(q(_CONTROLLER_IDS_SQL), (macs,)).fetchall()}
     wired = list(pins.values())
     pairs = sorted({(controller_ids[w.mac], w.connector) for w in wired})
-    conn.execute(_CONNECTORS_SQL, ([c for c, _ in pairs], [n for _, n in pairs]))
-    rows = conn.execute(_CONNECTOR_IDS_SQL, (sorted({c for c, _ in pairs}),)).fetchall()
+    conn.execute(q(_CONNECTORS_SQL), ([c for c, _ in pairs], [n for _, n in pairs]))
+    rows = conn.execute(q(_CONNECTOR_IDS_SQL), (sorted({c for c, _ in pairs}),)).fetchall()
     connector_ids = {(int(c), int(n)): int(i) for c, n, i in rows}
     at_pin = [connector_ids[(controller_ids[w.mac], w.connector)] for w in wired]
-    rows = conn.execute(_PINNED_SQL, (at_pin, [w.position for w in wired], [w.device for w in wired])).fetchall()
+    rows = conn.execute(q(_PINNED_SQL), (at_pin, [w.position for w in wired], [w.device for w in wired])).fetchall()
     device_ids = {int(k) - 1: int(device_id) for k, device_id in rows}
     kept = sorted(device_ids)
-    conn.execute(_RETEMPLATE_SQL, ([device_ids[k] for k in kept], [template_ids[wired[k].template] for k in kept]))
+    conn.execute(q(_RETEMPLATE_SQL), ([device_ids[k] for k in kept], [template_ids[wired[k].template] for k in kept]))
     new = [k for k in range(len(wired)) if k not in device_ids]
     serials = [f"SN-{wired[k].mac}-{wired[k].connector}-{wired[k].position}" for k in new]
     rows = conn.execute(
-        _DEVICES_SQL, ([wired[k].device for k in new], [template_ids[wired[k].template] for k in new], serials)
+        q(_DEVICES_SQL), ([wired[k].device for k in new], [template_ids[wired[k].template] for k in new], serials)
     ).fetchall()
     by_serial = {str(serial): int(device_id) for serial, device_id in rows}
     for k, serial in zip(new, serials, strict=True):
         device_ids[k] = by_serial[serial]
-    conn.execute(_PINS_SQL, (at_pin, [w.position for w in wired], [device_ids[k] for k in range(len(wired))]))
+    conn.execute(q(_PINS_SQL), (at_pin, [w.position for w in wired], [device_ids[k] for k in range(len(wired))]))
     return {(w.mac, w.connector, w.position): device_ids[k] for k, w in enumerate(wired)}

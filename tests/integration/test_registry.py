@@ -183,10 +183,18 @@ def test_template_datapoints(registry: psycopg.Connection, template: str) -> Non
         assert max(off + length for _, _, off, length, *_ in rows) == 3 + byte_count
 
 
+# A device (name, MAC) with the reference's NOT NULL columns filled (docs/domain.md §7).
+INSERT_DEVICE = (
+    'INSERT INTO "VtDevice".devices (devicename, macaddress, devicetemplateid, claimingcode) '
+    "SELECT %s, %s, devicetemplateid, '' FROM \"VtDevice\".devicetemplates WHERE name = 'F2 Controller' "
+    "RETURNING deviceid"
+)
+
+
 def test_duplicate_mac_is_rejected(registry: psycopg.Connection) -> None:
     with pytest.raises(psycopg.errors.UniqueViolation):
         registry.execute(
-            'INSERT INTO "VtDevice".devices (devicename, macaddress) VALUES (%s, %s)',
+            INSERT_DEVICE,
             ("Impostor Controller", "aabbccddee01"),
         )
     registry.rollback()
@@ -203,7 +211,8 @@ def test_occupied_pin_is_rejected(registry: psycopg.Connection) -> None:
     assert row is not None
     connector_id = row[0]
     new_device = registry.execute(
-        'INSERT INTO "VtDevice".devices (devicename) VALUES (%s) RETURNING deviceid', ("Second Sensor",)
+        INSERT_DEVICE,
+        ("Second Sensor", None),
     ).fetchone()
     assert new_device is not None
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -228,6 +237,9 @@ def test_occupied_pin_is_rejected(registry: psycopg.Connection) -> None:
 )
 def test_invalid_mac_is_rejected(registry: psycopg.Connection, mac: str) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
-        registry.execute('INSERT INTO "VtDevice".devices (devicename, macaddress) VALUES (%s, %s)', ("Bad MAC", mac))
+        registry.execute(
+            INSERT_DEVICE,
+            ("Bad MAC", mac),
+        )
     registry.rollback()
     assert registry.execute("SELECT count(*) FROM \"VtDevice\".devices WHERE devicename = 'Bad MAC'").fetchone() == (0,)
