@@ -577,7 +577,7 @@ def build_server(
     if not ca.is_initialized:
         raise CANotInitializedError(f"no CA in {ca.pki_dir}: run `f2 certs init` before `f2 certs serve`")
     ca.ca_certificate()  # the key and certificate belong together
-    store = EnrollmentStore(registry_dsn, connect_timeout=settings.registry_timeout_s)
+    store = EnrollmentStore(registry_dsn, connect_timeout=settings.registry_timeout_s, schema=settings.registry_schema)
     store.check_schema()
     context = server_tls_context(ca, settings)
     limiter = RateLimiter(

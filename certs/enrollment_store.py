@@ -1,5 +1,6 @@
 """The registry side of enrollment: claiming codes ("VtDevice".devices) and the enrollment ledger
-("VtDevice".f2_enrollments, sql/registry/0004_enrollments.sql). Every statement is parameterised.
+("VtDevice".f2_enrollments, sql/registry/0004_enrollments.sql). Every statement is parameterised; the schema is
+the registry's (F2_REGISTRY_SCHEMA, EnrollSettings.registry_schema), put where the statements say "VtDevice".
 
 Needed rights: SELECT on devices (macaddress, claimingcode); SELECT, INSERT, UPDATE on f2_enrollments.
 """
@@ -16,6 +17,7 @@ import psycopg
 
 from certs.enrollment_rules import EnrollmentState
 from certs.errors import CertsError
+from certs.registry_schema import DEFAULT_SCHEMA, in_schema
 
 LEDGER: Final = '"VtDevice".f2_enrollments'
 
@@ -39,6 +41,21 @@ _ALLOW_SQL: Final = (
     'UPDATE "VtDevice".f2_enrollments SET reenroll_allowed = true, reenroll_allowed_at = now() '
     "WHERE mac = %s RETURNING serial, enrollments"
 )
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The statements above for a registry in `schema`."""
+
+    ledger: str
+    code: str
+    state: str
+    record: str
+    allow: str
+
+    @staticmethod
+    def of(schema: str) -> Statements:
+        return Statements(*(in_schema(s, schema) for s in (LEDGER, _CODE_SQL, _STATE_SQL, _RECORD_SQL, _ALLOW_SQL)))
 
 
 class EnrollmentStoreError(CertsError):
@@ -69,20 +86,21 @@ class ReenrollPermit:
 class EnrollmentTransaction:
     """One enrollment's registry work, inside a single transaction holding the MAC's lock."""
 
-    def __init__(self, conn: psycopg.Connection, mac: str) -> None:
+    def __init__(self, conn: psycopg.Connection, mac: str, statements: Statements | None = None) -> None:
         self._conn = conn
         self.mac = mac
+        self._sql = statements or Statements.of(DEFAULT_SCHEMA)
 
     def claiming_code(self) -> tuple[bool, str | None]:
         """(a controller with this MAC exists, its claiming code)."""
-        row = self._conn.execute(_CODE_SQL, (self.mac,)).fetchone()
+        row = self._conn.execute(self._sql.code, (self.mac,)).fetchone()
         if row is None:
             return False, None
         return True, None if row[0] is None else str(row[0])
 
     def lock_and_state(self) -> EnrollmentState | None:
         self._conn.execute(_LOCK_SQL, (f"f2-enroll:{self.mac}",))
-        row = self._conn.execute(_STATE_SQL, (self.mac,)).fetchone()
+        row = self._conn.execute(self._sql.state, (self.mac,)).fetchone()
         if row is None:
             return None
         return EnrollmentState(
@@ -95,7 +113,7 @@ class EnrollmentTransaction:
 
     def record(self, serial: str, not_after: datetime, key_source: str, client_address: str) -> None:
         """Add the ledger row, or consume the re-enrollment permit of the existing one."""
-        cursor = self._conn.execute(_RECORD_SQL, (self.mac, serial, not_after, key_source, client_address))
+        cursor = self._conn.execute(self._sql.record, (self.mac, serial, not_after, key_source, client_address))
         if cursor.rowcount != 1:
             raise EnrollmentRaceError(
                 f"the enrollment ledger row of {self.mac} changed during its enrollment; nothing was recorded"
@@ -105,8 +123,16 @@ class EnrollmentTransaction:
 class EnrollmentStore:
     """Opens a short connection per call, so a registry restart costs one failed request, not the service."""
 
-    def __init__(self, dsn: DsnSource, *, connect_timeout: int = 5, statement_timeout_ms: int = 10000) -> None:
+    def __init__(
+        self,
+        dsn: DsnSource,
+        *,
+        connect_timeout: int = 5,
+        statement_timeout_ms: int = 10000,
+        schema: str = DEFAULT_SCHEMA,
+    ) -> None:
         self._dsn = dsn
+        self._sql = Statements.of(schema)
         self._connect_timeout = connect_timeout
         self._statement_timeout_ms = statement_timeout_ms
 
@@ -123,21 +149,21 @@ class EnrollmentStore:
     def check_schema(self) -> None:
         """Fail early, with the fix, when the ledger table (migration registry/0004) is missing."""
         with self._connect() as conn:
-            row = conn.execute("SELECT to_regclass(%s)", (LEDGER,)).fetchone()
+            row = conn.execute("SELECT to_regclass(%s)", (self._sql.ledger,)).fetchone()
         if row is None or row[0] is None:
             raise EnrollmentStoreError(
-                f"the registry has no {LEDGER} table: run `f2 db migrate` (migration registry/0004) first"
+                f"the registry has no {self._sql.ledger} table: run `f2 db migrate` (migration registry/0004) first"
             )
 
     @contextmanager
     def enrollment(self, mac: str) -> Iterator[EnrollmentTransaction]:
         """A transaction for one enrollment: committed when the block ends, rolled back if it raises."""
         with self._connect() as conn, conn.transaction():
-            yield EnrollmentTransaction(conn, mac)
+            yield EnrollmentTransaction(conn, mac, self._sql)
 
     def state(self, mac: str) -> EnrollmentState | None:
         with self._connect() as conn:
-            row = conn.execute(_STATE_SQL, (mac,)).fetchone()
+            row = conn.execute(self._sql.state, (mac,)).fetchone()
         if row is None:
             return None
         return EnrollmentState(str(row[0]), str(row[1]), row[2], int(row[3]), bool(row[4]))
@@ -146,13 +172,13 @@ class EnrollmentStore:
         """Let `mac` enroll once more (consumed by its next enrollment)."""
         try:
             with self._connect() as conn, conn.transaction():
-                known = conn.execute(_CODE_SQL, (mac,)).fetchone() is not None
+                known = conn.execute(self._sql.code, (mac,)).fetchone() is not None
                 if not known:
                     return ReenrollPermit(is_controller=False, enrolled=False)
-                row = conn.execute(_ALLOW_SQL, (mac,)).fetchone()
+                row = conn.execute(self._sql.allow, (mac,)).fetchone()
         except psycopg.errors.UndefinedTable as exc:
             raise EnrollmentStoreError(
-                f"the registry has no {LEDGER} table: run `f2 db migrate` (migration registry/0004) first"
+                f"the registry has no {self._sql.ledger} table: run `f2 db migrate` (migration registry/0004) first"
             ) from exc
         except psycopg.Error as exc:
             raise EnrollmentStoreError(f"the registry refused the change: {str(exc).strip()}") from exc

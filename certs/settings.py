@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from certs.authority import DEVICE_DAYS
+from certs.registry_schema import DEFAULT_SCHEMA, validate_schema_name
 
 
 class EnrollSettings(BaseSettings):
     """F2_ENROLL_HOST, F2_ENROLL_PORT, F2_ENROLL_PER_IP_RATE, ... (see the field names)."""
 
-    model_config = SettingsConfigDict(env_prefix="F2_ENROLL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="F2_ENROLL_", extra="ignore", populate_by_name=True)
 
     # Loopback by default: a deployment that enrolls devices over the network sets 0.0.0.0 (or an address).
     host: str = "127.0.0.1"
@@ -47,6 +48,13 @@ class EnrollSettings(BaseSettings):
     registry_dsn: str | None = None
     # Seconds a registry connection attempt may take before the request is answered 503.
     registry_timeout_s: int = Field(default=5, ge=1)
+    # The registry's schema: the platform's setting F2_REGISTRY_SCHEMA, read here because certs stands apart.
+    registry_schema: str = Field(default=DEFAULT_SCHEMA, validation_alias="F2_REGISTRY_SCHEMA")
+
+    @field_validator("registry_schema")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        return validate_schema_name(value)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> EnrollSettings:

@@ -107,7 +107,7 @@ def simulate(
     if controllers:
         fleet = generated_fleet(controllers)
         with psycopg.connect(conn.registry_dsn) as db, db.transaction():
-            seed_fleet(db, fleet.controllers, fleet.wiring)
+            seed_fleet(db, fleet.controllers, fleet.wiring, schema=conn.registry_schema)
     else:
         fleet = sample_fleet()
     macs = fleet.macs

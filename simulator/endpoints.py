@@ -17,6 +17,7 @@ from simulator.frames import encode_frame, hex_text
 from simulator.ledger import Reading, reading
 from simulator.registry_ids import datapoint_ids, device_ids
 from simulator.values import SensorModel, toggled
+from streaming.registry_schema import DEFAULT_SCHEMA
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -92,15 +93,17 @@ class Endpoint:
         return self.topic, payload, [reading(ts, self.device_id, dp, v) for dp, v in points]
 
 
-def load_endpoints(registry_dsn: str, wiring: Sequence[Wiring], seed: int) -> list[Endpoint]:
+def load_endpoints(
+    registry_dsn: str, wiring: Sequence[Wiring], seed: int, schema: str = DEFAULT_SCHEMA
+) -> list[Endpoint]:
     """The fleet's devices with the ids the registry assigned them; NotRegistered when one is missing."""
     unknown = sorted({w.template for w in wiring} - set(TEMPLATES))
     if unknown:
         raise ValueError(f"template(s) {', '.join(unknown)} are not in the simulator's catalog")
     labels = {name: [dp.label for dp in TEMPLATES[name].datapoints] for name in {w.template for w in wiring}}
     with psycopg.connect(registry_dsn, connect_timeout=10) as conn:
-        devices = device_ids(conn, wiring)
-        points = datapoint_ids(conn, labels)
+        devices = device_ids(conn, wiring, schema)
+        points = datapoint_ids(conn, labels, schema)
     endpoints = []
     for w in sorted(wiring, key=lambda w: (w.mac, w.connector, w.position)):
         template = TEMPLATES[w.template]

@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 
 from simulator.mqtt_client import DeviceIdentity
+from streaming.registry_schema import in_schema
 from streaming.settings import ConnectionSettings
 
 
@@ -31,7 +32,10 @@ def enrolled_identities(
                 with psycopg.connect(conn.registry_dsn, connect_timeout=10) as db:
                     codes = dict(
                         db.execute(
-                            'SELECT macaddress, claimingcode FROM "VtDevice".devices WHERE macaddress = ANY(%s)',
+                            in_schema(
+                                'SELECT macaddress, claimingcode FROM "VtDevice".devices WHERE macaddress = ANY(%s)',
+                                conn.registry_schema,
+                            ),
                             (macs,),
                         ).fetchall()
                     )

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import psycopg
 
 from simulator.catalog import Wiring
+from streaming.registry_schema import DEFAULT_SCHEMA, in_schema
 
 # Devices on any pin of the controllers: no position is read, so a device the registry wired to the wrong
 # pin keeps its id here while the platform attributes the wrong pin's frames to it.
@@ -33,13 +34,15 @@ class NotRegistered(LookupError):
     """A device or datapoint of the simulated fleet is missing from the registry."""
 
 
-def device_ids(conn: psycopg.Connection, wiring: Iterable[Wiring]) -> dict[tuple[str, str], int]:
+def device_ids(
+    conn: psycopg.Connection, wiring: Iterable[Wiring], schema: str = DEFAULT_SCHEMA
+) -> dict[tuple[str, str], int]:
     """(controller MAC, device name) -> device id for every wired device; NotRegistered names what is missing
     or ambiguous."""
     wanted = {(w.mac, w.device) for w in wiring}
     found: dict[tuple[str, str], list[int]] = {}
     macs = sorted({mac for mac, _ in wanted})
-    for mac, name, device_id in conn.execute(_DEVICES_SQL, (macs,)).fetchall():
+    for mac, name, device_id in conn.execute(in_schema(_DEVICES_SQL, schema), (macs,)).fetchall():
         found.setdefault((str(mac), str(name)), []).append(int(device_id))
     missing = sorted(wanted - set(found))
     if missing:
@@ -55,9 +58,11 @@ def device_ids(conn: psycopg.Connection, wiring: Iterable[Wiring]) -> dict[tuple
     return {k: found[k][0] for k in wanted}
 
 
-def datapoint_ids(conn: psycopg.Connection, labels: dict[str, list[str]]) -> dict[tuple[str, str], int]:
+def datapoint_ids(
+    conn: psycopg.Connection, labels: dict[str, list[str]], schema: str = DEFAULT_SCHEMA
+) -> dict[tuple[str, str], int]:
     """(template name, label) -> datapoint id for `labels` (template name -> its labels)."""
-    rows = conn.execute(_DATAPOINTS_SQL, (sorted(labels),)).fetchall()
+    rows = conn.execute(in_schema(_DATAPOINTS_SQL, schema), (sorted(labels),)).fetchall()
     found = {(str(t), str(label)): int(i) for t, label, i in rows}
     missing = [(t, label) for t, ls in labels.items() for label in ls if (t, label) not in found]
     if missing:

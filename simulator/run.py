@@ -38,7 +38,7 @@ def run_simulation(
     """Publish until `count` messages or `duration_s` elapsed (or forever), or, with a ReplayTime, until its
     window is sent; returns the messages acknowledged."""
     stop = stop or threading.Event()
-    endpoints = load_endpoints(conn.registry_dsn, fleet.wiring, seed)
+    endpoints = load_endpoints(conn.registry_dsn, fleet.wiring, seed, conn.registry_schema)
     ledger = Ledger(ledger_path)
     clients = {mac: ControllerClient(mac, conn, ledger, (identities or {}).get(mac)) for mac in fleet.macs}
     rng = random.Random(seed)

@@ -1,14 +1,15 @@
 -- Every device of the registry with its template, type and, for wired devices, where it is wired.
+-- Named columns, not *: a view depends on every column it selects, and the registry's users own the others.
 with devices as (
-    select * from {{ source('registry', 'devices') }}
+    select deviceid, devicename, devicetemplateid, macaddress from {{ source('registry', 'devices') }}
 ), templates as (
-    select * from {{ source('registry', 'devicetemplates') }}
+    select devicetemplateid, name, expected_interval_s, devicetypeid from {{ source('registry', 'devicetemplates') }}
 ), types as (
-    select * from {{ source('registry', 'devicetypes') }}
+    select devicetypeid, typename, issensor, iscontroller from {{ source('registry', 'devicetypes') }}
 ), pins as (
-    select * from {{ source('registry', 'pins') }}
+    select pinid, connectorid, deviceid from {{ source('registry', 'pins') }}
 ), connectors as (
-    select * from {{ source('registry', 'connectors') }}
+    select connectorid, controllerid, connectornumber from {{ source('registry', 'connectors') }}
 )
 select
     d.deviceid as device_id,

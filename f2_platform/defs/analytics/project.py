@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from f2_platform.errors import F2Error
 from f2_platform.quality.settings import DbtSettings
 from f2_platform.settings import PROJECT_DIR
+from streaming.settings import ConnectionSettings
 
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt"
 PREPARE_COMMAND = "dagster-dbt project prepare-and-package --file f2_platform/defs/analytics/project.py"
@@ -47,8 +48,11 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
-def profile_environment(dsn: str, settings: DbtSettings | None = None) -> dict[str, str]:
-    """F2_DBT_* for dbt/profiles.yml: explicit settings first, then the pieces of `dsn`."""
+def profile_environment(
+    dsn: str, settings: DbtSettings | None = None, registry_schema: str | None = None
+) -> dict[str, str]:
+    """F2_DBT_* for dbt/profiles.yml: explicit settings first, then the pieces of `dsn`; and F2_REGISTRY_SCHEMA,
+    the registry's schema the sources read (dbt_project.yml), from ConnectionSettings unless given."""
     settings = settings or DbtSettings()
     pieces = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
     env = {
@@ -60,6 +64,7 @@ def profile_environment(dsn: str, settings: DbtSettings | None = None) -> dict[s
         "F2_DBT_SSLMODE": settings.sslmode or pieces.get("sslmode", "prefer"),
         "F2_DBT_SCHEMA": settings.schema_name,
         "F2_DBT_THREADS": str(settings.threads),
+        "F2_REGISTRY_SCHEMA": registry_schema or ConnectionSettings().registry_schema,
     }
     # A host list or a socket directory is libpq's business; dbt-postgres takes one host.
     env["F2_DBT_HOST"] = env["F2_DBT_HOST"].split(",")[0]

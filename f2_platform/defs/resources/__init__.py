@@ -50,7 +50,9 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     conn = ConnectionSettings()
     return {
         "timescale": timescale_resource(),
-        "registry": RegistryResource(dsn=env_var(conn, "registry_dsn", required=True)),
+        "registry": RegistryResource(
+            dsn=env_var(conn, "registry_dsn", required=True), schema_name=env_var(conn, "registry_schema")
+        ),
         "kafka_admin": KafkaAdminResource(
             bootstrap_servers=env_var(conn, "kafka_bootstrap_servers", required=True),
             security_protocol=env_var(conn, "kafka_security_protocol"),
