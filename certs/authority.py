@@ -3,17 +3,20 @@
 Layout of the pki dir (`$F2_STATE_DIR/pki` by default):
 
     ca.key              CA private key, 0600, never leaves this directory
-    ca.crt              CA certificate (Mosquitto `cafile`, device trust anchor), 0644
+    ca.crt              CA certificate (Mosquitto `cafile`, device trust anchor), 0644; for an adopted
+                        intermediate CA (import_ca) followed by its chain up to the root
     crl.pem             revocation list signed by the CA (Mosquitto `crlfile`), 0644, rewritten on
                         init, revoke and refresh_crl; it expires after `crl_days`, and once it has
                         expired OpenSSL refuses every client, so refresh it well before (refresh_crl)
-    server.crt          broker certificate with DNS/IP SANs (Mosquitto `certfile`), 0644
+    server.crt          broker certificate with DNS/IP SANs (Mosquitto `certfile`), 0644, followed by the
+                        CA's intermediates when it has any
     server.key          broker key (Mosquitto `keyfile`), 0640, group of the broker user
     devices/<mac>.crt   latest certificate of a controller, CN = MAC (`use_identity_as_username`)
     devices/<mac>.key   its key, 0600, only when the CA generated it (absent for CSR enrolment)
     issued/<serial>.pem every certificate ever signed, for audit
-    index.json          what was issued and revoked (see store.CertIndex), replaced atomically
-    archive/<utc time>/ a CA replaced by init(force=True), with everything it had signed
+    index.json          what was issued, imported and revoked (see store.CertIndex), replaced atomically
+    archive/<utc time>/ a CA replaced by init(force=True) or import_ca(replace=True), with everything it
+                        had signed
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -35,10 +38,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs import store
+from certs import adoption, store
 from certs.errors import (
+    CAExistsError,
+    CAImportError,
     CAMismatchError,
     CANotInitializedError,
+    CertsError,
     CSRError,
     InvalidMacError,
     InvalidSubjectError,
@@ -142,6 +148,7 @@ class CertInfo:
     expired: bool
     expires_within_30_days: bool  # still valid now, but not 30 days from now
     superseded: bool  # a later unrevoked certificate exists for the same CN and kind
+    origin: str = "issued"  # or "imported": issued by an adopted CA before the platform ran
 
     @property
     def mac(self) -> str | None:
@@ -155,7 +162,11 @@ class _LoadedCA:
 
     @property
     def key_identifier(self) -> x509.SubjectKeyIdentifier:
-        return x509.SubjectKeyIdentifier.from_public_key(self.cert.public_key())
+        # An adopted CA's own identifier: OpenSSL finds a certificate's issuer by matching its AKI to it.
+        try:
+            return self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        except x509.ExtensionNotFound:
+            return x509.SubjectKeyIdentifier.from_public_key(self.cert.public_key())
 
 
 def _utc_now() -> datetime:
@@ -313,7 +324,7 @@ class CertificateAuthority:
             self._publish_crl(_LoadedCA(key, cert), CertIndex())
             return True
 
-    def _archive(self) -> None:
+    def _archive(self) -> Path:
         archive_root = self._dir / "archive"
         store.ensure_dir(archive_root, store.PRIVATE_DIR_MODE)
         stamp = self._now().strftime("%Y%m%dT%H%M%SZ")
@@ -335,6 +346,7 @@ class CertificateAuthority:
         ):
             if path.exists():
                 shutil.move(path, target / path.name)
+        return target
 
     def _load_ca(self) -> _LoadedCA:
         if not self.is_initialized:
@@ -439,27 +451,31 @@ class CertificateAuthority:
         common_name = dns_names[0] if dns_names else str(addresses[0])
         san: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
         san += [x509.IPAddress(address) for address in addresses]
-        key = generate_private_key()
         with store.locked(self._dir):
-            ca = self._load_ca()
-            start, end = self._validity(ca, days, None, None)
-            index = store.load_index(self.index_path)
-            cert = _sign_leaf(
-                ca,
-                subject=common_name,
-                public_key=key.public_key(),
-                serial=_fresh_serial(index),
-                not_before=start,
-                not_after=end,
-                usage=ExtendedKeyUsageOID.SERVER_AUTH,
-                san=san,
-            )
-            cert_pem = self._record(index, cert, common_name, "server")
-            key_pem = private_key_pem(key)
-            store.atomic_write(self.server_key_path, key_pem, store.BROKER_KEY_MODE)
-            store.atomic_write(self.server_cert_path, cert_pem, store.PUBLIC_MODE)
-            if self._broker_user:
-                self.grant_read(self.server_key_path, self._broker_user)
+            return self._issue_server(common_name, san, days)
+
+    def _issue_server(self, common_name: str, san: list[x509.GeneralName], days: int) -> IssuedCert:
+        key = generate_private_key()
+        ca = self._load_ca()
+        start, end = self._validity(ca, days, None, None)
+        index = store.load_index(self.index_path)
+        cert = _sign_leaf(
+            ca,
+            subject=common_name,
+            public_key=key.public_key(),
+            serial=_fresh_serial(index),
+            not_before=start,
+            not_after=end,
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            san=san,
+        )
+        cert_pem = self._record(index, cert, common_name, "server")
+        key_pem = private_key_pem(key)
+        store.atomic_write(self.server_key_path, key_pem, store.BROKER_KEY_MODE)
+        # Devices that trust only the root of an adopted intermediate need the intermediates from the broker.
+        store.atomic_write(self.server_cert_path, cert_pem + self._intermediates_pem(), store.PUBLIC_MODE)
+        if self._broker_user:
+            self.grant_read(self.server_key_path, self._broker_user)
         return IssuedCert(
             common_name=common_name,
             kind="server",
@@ -502,12 +518,22 @@ class CertificateAuthority:
             )
         return not_before, not_after
 
-    def _record(self, index: CertIndex, cert: x509.Certificate, cn: str, kind: CertKind) -> bytes:
+    def _record(
+        self,
+        index: CertIndex,
+        cert: x509.Certificate,
+        cn: str,
+        kind: CertKind,
+        *,
+        origin: str = "issued",
+        save: bool = True,
+    ) -> bytes:
         """Keep a copy under issued/ and add the certificate to the index; returns its PEM."""
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
         serial = _serial_hex(cert.serial_number)
         store.ensure_dir(self.issued_dir, store.DIR_MODE)
         store.atomic_write(self.issued_dir / f"{serial}.pem", cert_pem, store.PUBLIC_MODE)
+        revoked_at = index.adopted_revocations.get(serial)
         index.entries.append(
             IndexEntry(
                 serial=serial,
@@ -515,10 +541,147 @@ class CertificateAuthority:
                 kind=kind,
                 not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc,
+                revoked=revoked_at is not None,
+                revoked_at=revoked_at,
+                origin=origin,
             )
         )
-        store.save_index(self.index_path, index)
+        if save:
+            store.save_index(self.index_path, index)
         return cert_pem
+
+    def _intermediates_pem(self) -> bytes:
+        """The CA and its issuers below the root, as ca.crt holds them after an adoption (nothing for a root CA)."""
+        try:
+            bundle = adoption.load_certificates(self.ca_cert_path.read_bytes(), str(self.ca_cert_path))
+        except (OSError, CAImportError):
+            return b""
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in bundle if not adoption.is_self_signed(c))
+
+    # -- adoption ------------------------------------------------------------------------------
+
+    def import_ca(
+        self,
+        cert_pem: bytes,
+        key_pem: bytes,
+        *,
+        chain_pem: bytes = b"",
+        crl_pem: bytes | None = None,
+        key_password: bytes | None = None,
+        replace: bool = False,
+    ) -> AdoptedCA:
+        """Make an existing CA this platform's: its devices keep their certificates.
+
+        `cert_pem` holds the CA certificate, optionally followed by its chain up to the root (or give the
+        chain in `chain_pem`); `key_pem` its private key (stored unencrypted, 0600, like a CA made here);
+        `crl_pem` its current CRL, whose revocations every CRL published here keeps. Checked before anything is
+        written (adoption.check_adoptable). A CA already here is refused (CAExistsError) unless `replace`:
+        then it is archived like init(force=True), every certificate it issued stops being trusted, and the
+        broker certificate is issued again, for the same names, by the adopted CA. Adopting the CA that is
+        already here is a no-op that only merges `crl_pem`'s revocations.
+        """
+        now = self._now()
+        certs = adoption.load_certificates(cert_pem, "the CA certificate file")
+        extra = adoption.load_certificates(chain_pem, "the chain file") if chain_pem.strip() else []
+        key = adoption.load_private_key(key_pem, key_password, "the CA key")
+        adoptable = adoption.check_adoptable(certs, key, extra, now)
+        revocations = adoption.revocations_of(crl_pem, adoptable.cert, now) if crl_pem is not None else []
+        with store.locked(self._dir):
+            have_key, have_cert = self.ca_key_path.exists(), self.ca_cert_path.exists()
+            if have_key and have_cert and self._load_ca().cert == adoptable.cert:
+                index = store.load_index(self.index_path)
+                added = _merge_revocations(index, revocations)
+                if added:
+                    self._publish_crl(_LoadedCA(key, adoptable.cert), index)
+                return AdoptedCA(adoptable, None, 0, None, added, already=True)
+            if (have_key or have_cert) and not replace:
+                raise CAExistsError(self._replacement_warning())
+            old_names = self._server_names_in_use() if (have_key or have_cert) else None
+            previous = len(store.load_index(self.index_path).entries) if (have_key or have_cert) else 0
+            archived = self._archive() if (have_key or have_cert) else None
+            store.ensure_dir(self._dir, store.DIR_MODE)
+            store.atomic_write(self.ca_key_path, private_key_pem(key), store.PRIVATE_MODE)
+            bundle = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in adoptable.bundle)
+            store.atomic_write(self.ca_cert_path, bundle, store.PUBLIC_MODE)
+            index = CertIndex()
+            added = _merge_revocations(index, revocations)
+            self._publish_crl(_LoadedCA(key, adoptable.cert), index)
+            server = None
+            if old_names:
+                common_name, san = old_names
+                server = self._issue_server(common_name, san, SERVER_DAYS)
+        return AdoptedCA(adoptable, archived, previous, server, added, already=False)
+
+    def _replacement_warning(self) -> str:
+        index = store.load_index(self.index_path)
+        devices = sorted({e.cn for e in index.entries if e.kind == "device" and not e.revoked})
+        try:
+            subject = self._load_ca().cert.subject.rfc4514_string()
+        except CertsError:
+            subject = "an unreadable CA"
+        return (
+            f"a CA ({subject}) is already initialised in {self._dir}, with {len(index.entries)} certificate(s) "
+            f"recorded ({len(devices)} controller(s)). Adopting another replaces it: pass --replace. The current CA "
+            f"and everything it issued move to {self._dir / 'archive'}; the broker then trusts only the adopted CA, "
+            f"so devices holding certificates of the current one are refused until they enroll again (`f2 certs "
+            f"allow-reenroll <mac>`) or are issued a new certificate (`f2 certs issue <mac>`); the broker's own "
+            f"certificate is issued again by the adopted CA for the same names. Nothing was changed."
+        )
+
+    def _server_names_in_use(self) -> tuple[str, list[x509.GeneralName]] | None:
+        """The common name and SANs of the broker certificate in use, to issue it again after a replacement."""
+        try:
+            cert = x509.load_pem_x509_certificate(self.server_cert_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        try:
+            san = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+        except x509.ExtensionNotFound:
+            return None
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(names[0].value) if names else str(san[0].value)
+        return common_name, san
+
+    def import_issued(self, paths: Iterable[Path]) -> ImportedCerts:
+        """Record the device certificates the (adopted) CA issued before, from files and folders.
+
+        Each is checked: signed by this CA, not a CA, CN a controller MAC, usable as a TLS client. Those that
+        pass are recorded (index, issued/<serial>.pem, devices/<mac>.crt when it is the MAC's latest) and can
+        then be listed, revoked and watched for expiry; a serial the adopted CA's CRL revoked is recorded as
+        revoked. The others are returned with the reason; recording twice is a no-op.
+        """
+        result = ImportedCerts()
+        with store.locked(self._dir):
+            ca = self._load_ca()
+            index = store.load_index(self.index_path)
+            known = {entry.serial: entry for entry in index.entries}
+            for finding in adoption.read_issued(paths, ca.cert):
+                if finding.refusal is not None or finding.cert is None or finding.mac is None:
+                    result.refused.append((finding.source, finding.refusal or "not a certificate"))
+                    continue
+                cert, mac = finding.cert, finding.mac
+                serial = _serial_hex(cert.serial_number)
+                if serial in known:
+                    copy = self.issued_dir / f"{serial}.pem"
+                    same = copy.exists() and x509.load_pem_x509_certificate(copy.read_bytes()) == cert
+                    if same:
+                        result.already.append((finding.source, mac, serial))
+                    else:
+                        result.refused.append(
+                            (finding.source, f"serial {serial} is recorded already for another certificate")
+                        )
+                    continue
+                self._record(index, cert, mac, "device", origin="imported", save=False)
+                known[serial] = index.entries[-1]
+                result.recorded.append((finding.source, mac, serial))
+                latest = self.device_cert_path(mac)
+                current = x509.load_pem_x509_certificate(latest.read_bytes()) if latest.exists() else None
+                if current is None or current.not_valid_after_utc < cert.not_valid_after_utc:
+                    store.ensure_dir(self.devices_dir, store.PRIVATE_DIR_MODE)
+                    store.atomic_write(latest, cert.public_bytes(serialization.Encoding.PEM), store.PUBLIC_MODE)
+            if result.recorded:
+                store.save_index(self.index_path, index)
+        return result
 
     # -- revocation ----------------------------------------------------------------------------
 
@@ -578,15 +741,13 @@ class CertificateAuthority:
                 critical=False,
             )
         )
-        for entry in index.entries:
-            if entry.revoked:
-                revoked_at = entry.revoked_at or last_update
-                builder = builder.add_revoked_certificate(
-                    x509.RevokedCertificateBuilder()
-                    .serial_number(int(entry.serial, 16))
-                    .revocation_date(revoked_at)
-                    .build()
-                )
+        revoked = {entry.serial: entry.revoked_at or last_update for entry in index.entries if entry.revoked}
+        for serial, when in index.adopted_revocations.items():
+            revoked.setdefault(serial, when)
+        for serial, revoked_at in sorted(revoked.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(revoked_at).build()
+            )
         crl = builder.sign(ca.key, hashes.SHA256())
         # Index first: a CRL write that fails is repaired by the next refresh; a lost index is not.
         store.save_index(self.index_path, index)
@@ -635,6 +796,7 @@ class CertificateAuthority:
                     expired=expired,
                     expires_within_30_days=not expired and entry.not_after - now <= EXPIRY_WARNING,
                     superseded=not entry.revoked and latest_end[(entry.kind, entry.cn)] > entry.not_after,
+                    origin=entry.origin,
                 )
             )
         rows.sort(key=lambda row: (row.kind, row.common_name, row.not_before, row.serial))
@@ -655,6 +817,40 @@ class CertificateAuthority:
 
     def _now(self) -> datetime:
         return _check_aware(self._clock(), "clock()")
+
+
+def _merge_revocations(index: CertIndex, revocations: list[tuple[str, datetime]]) -> int:
+    """Add an adopted CRL's revocations to the index (and to recorded entries); returns how many were new."""
+    added = 0
+    for serial, when in revocations:
+        if serial not in index.adopted_revocations:
+            index.adopted_revocations[serial] = when
+            added += 1
+    for position, entry in enumerate(index.entries):
+        if not entry.revoked and entry.serial in index.adopted_revocations:
+            index.entries[position] = entry.revoke(index.adopted_revocations[entry.serial])
+    return added
+
+
+@dataclass(frozen=True)
+class AdoptedCA:
+    """What import_ca did."""
+
+    ca: adoption.AdoptableCA
+    archived: Path | None  # where the replaced CA went
+    previous_certificates: int  # how many certificates the replaced CA had recorded
+    server: IssuedCert | None  # the broker certificate issued again for the replaced one's names
+    revocations: int  # revocations taken from the adopted CA's CRL
+    already: bool = False  # this CA was adopted already: nothing but the revocations changed
+
+
+@dataclass
+class ImportedCerts:
+    """What import_issued did: (source, mac, serial) recorded or already known; (source, reason) refused."""
+
+    recorded: list[tuple[str, str, str]] = field(default_factory=list)
+    already: list[tuple[str, str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _fresh_serial(index: CertIndex) -> int:
@@ -782,8 +978,10 @@ __all__ = [
     "CRL_DAYS",
     "DEVICE_DAYS",
     "SERVER_DAYS",
+    "AdoptedCA",
     "CertInfo",
     "CertificateAuthority",
+    "ImportedCerts",
     "IssuedCert",
     "generate_csr",
     "generate_private_key",

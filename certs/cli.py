@@ -7,6 +7,8 @@ certs.settings.EnrollSettings). The main CLI adds `certs_group` and sets `ctx.ob
     "registry_macs":  Callable[[], set[str]] | None; when given, `issue` refuses MACs not in it
     "on_crl_updated": Callable[[Path], None] | None (optional); called with crl.pem's path after
                       `revoke` or `crl` rewrote it: the place to reload the broker
+    "on_ca_changed":  Callable[[Path], None] | None (optional); called with the pki dir after `import-ca`
+                      put another CA in place: the place to restart the broker
     "broker_user":    str | None (optional, default "mosquitto"); whose group may read server.key
     "registry_dsn":   str, or Callable[[], str] called only when a command needs it: the registry
                       (F2_REGISTRY_DSN) for `serve` and `allow-reenroll`
@@ -18,6 +20,7 @@ certs.settings.EnrollSettings). The main CLI adds `certs_group` and sets `ctx.ob
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,11 +37,12 @@ from certs.authority import (
     DEFAULT_CA_NAME,
     DEVICE_DAYS,
     SERVER_DAYS,
+    AdoptedCA,
     CertificateAuthority,
     CertInfo,
     validate_mac,
 )
-from certs.errors import CertsError, NotInRegistryError
+from certs.errors import CertsError, KeyEncryptedError, NotInRegistryError
 from certs.settings import EnrollSettings
 
 # A CRL closer than this to its next_update gets a warning in `list`: once it passes, every client is refused.
@@ -83,6 +87,16 @@ class _CertsState:
             return EnrollSettings()
         except ValidationError as exc:
             raise click.ClickException(f"invalid F2_ENROLL_* setting: {exc}") from exc
+
+    def ca_changed(self, pki_dir: Path) -> None:
+        hook = self.parent.get("on_ca_changed")
+        if callable(hook):
+            hook(pki_dir)
+        else:
+            click.echo(
+                "NOTE: restart the broker so it trusts the adopted CA (ca.crt is its cafile) and serves its new "
+                "certificate; restart `f2 certs serve` too."
+            )
 
     def crl_updated(self, crl_path: Path) -> None:
         hook = self.parent.get("on_crl_updated")
@@ -271,6 +285,138 @@ def list_command(ctx: click.Context) -> None:
         )
 
 
+@certs_group.command("import-ca")
+@click.option(
+    "--cert",
+    "cert_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate of the CA that issued the devices' certificates, optionally followed by its chain.",
+)
+@click.option(
+    "--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Its key."
+)
+@click.option(
+    "--chain",
+    "chain_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificates of its issuers up to the self-signed root (when the CA is an intermediate).",
+)
+@click.option(
+    "--crl",
+    "crl_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The CA's current CRL (PEM or DER): what it revoked stays revoked.",
+)
+@click.option(
+    "--key-passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the passphrase of an encrypted key (else asked for on a terminal).",
+)
+@click.option("--replace", is_flag=True, help="Replace a CA already initialised here (it is archived).")
+@click.option("--yes", is_flag=True, help="Do not ask before --replace replaces a CA.")
+@click.pass_context
+def import_ca_command(
+    ctx: click.Context,
+    cert_path: Path,
+    key_path: Path,
+    chain_path: Path | None,
+    crl_path: Path | None,
+    key_passphrase_file: Path | None,
+    replace: bool,
+    yes: bool,
+) -> None:
+    """Adopt an existing CA: devices keep their certificates, the broker trusts it, enrollment issues from it.
+
+    Checked first: the key is the certificate's, it is a CA (basicConstraints CA:TRUE; keyUsage, when present,
+    allows keyCertSign and cRLSign), valid now, and its chain reaches a self-signed root. The key is stored
+    unencrypted (0600). Then record the certificates it issued with `f2 certs import-issued`.
+    """
+    state = _state(ctx)
+    ca = state.authority()
+    password = key_passphrase_file.read_bytes().rstrip(b"\r\n") if key_passphrase_file else None
+    if replace and ca.is_initialized and not yes:
+        click.confirm(
+            f"Replace the CA in {ca.pki_dir}? Devices holding its certificates are refused until they enroll again",
+            abort=True,
+        )
+
+    def adopt(passphrase: bytes | None) -> AdoptedCA:
+        return ca.import_ca(
+            cert_path.read_bytes(),
+            key_path.read_bytes(),
+            chain_pem=chain_path.read_bytes() if chain_path else b"",
+            crl_pem=crl_path.read_bytes() if crl_path else None,
+            key_password=passphrase,
+            replace=replace,
+        )
+
+    try:
+        adopted = adopt(password)
+    except KeyEncryptedError:
+        if not sys.stdin.isatty():
+            message = f"{key_path} is encrypted: give its passphrase with --key-passphrase-file"
+            raise KeyEncryptedError(message) from None
+        adopted = adopt(click.prompt(f"Passphrase of {key_path}", hide_input=True).encode())
+    cert = adopted.ca.cert
+    if adopted.already:
+        click.echo(f"{cert.subject.rfc4514_string()} is this platform's CA already; nothing changed")
+    else:
+        subject, until = cert.subject.rfc4514_string(), _when(cert.not_valid_after_utc)
+        click.echo(f"adopted CA {subject} (valid until {until}) in {ca.pki_dir}")
+        for issuer in adopted.ca.chain:
+            click.echo(f"  chain: {issuer.subject.rfc4514_string()}")
+    for note in adopted.ca.notes:
+        click.echo(f"NOTE: {note}")
+    if adopted.archived is not None:
+        click.echo(
+            f"the previous CA and its {adopted.previous_certificates} certificate(s) moved to {adopted.archived}; "
+            "devices holding them are refused until they enroll again (`f2 certs allow-reenroll <mac>`)"
+        )
+    if adopted.server is not None:
+        click.echo(
+            f"issued the broker certificate {adopted.server.serial} again, from the adopted CA, for the same names"
+        )
+    if crl_path is not None:
+        click.echo(f"kept {adopted.revocations} revocation(s) of its CRL; rewrote {ca.crl_path}")
+    elif not adopted.already:
+        click.echo(
+            "WARNING: no --crl given: certificates this CA revoked before are accepted again. Run import-ca again "
+            "with --crl, or revoke them here (`f2 certs import-issued`, then `f2 certs revoke <mac>`)."
+        )
+    if not adopted.already:
+        click.echo("next: record the certificates it issued: `f2 certs import-issued <files or folders>`")
+        if not ca.server_cert_path.exists():
+            click.echo("next: issue the broker certificate: `f2 certs server --host <name devices use> --ip <address>`")
+        state.ca_changed(ca.pki_dir)
+
+
+@certs_group.command("import-issued")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def import_issued_command(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Record device certificates the adopted CA issued before (PEM or DER files, or folders of them).
+
+    Each must be signed by the platform's CA and name a controller MAC as its CN. Recorded certificates are
+    listed, can be revoked and are watched for expiry like those issued here. Exit status 1 when any is refused
+    (the others are recorded; running it again is harmless).
+    """
+    ca = _state(ctx).authority()
+    result = ca.import_issued(paths)
+    for source, mac, serial in result.recorded:
+        click.echo(f"recorded {serial} ({mac}) from {source}")
+    if result.already:
+        click.echo(f"{len(result.already)} certificate(s) were recorded already")
+    for source, reason in result.refused:
+        click.echo(f"refused {source}: {reason}")
+    click.echo(f"{len(result.recorded)} certificate(s) recorded")
+    if result.refused:
+        raise click.ClickException(f"{len(result.refused)} certificate(s) refused (see above); the others are recorded")
+
+
 @certs_group.command("serve")
 @click.option("--host", default=None, help="Address to listen on (default: F2_ENROLL_HOST, else 127.0.0.1).")
 @click.option(
@@ -314,7 +460,7 @@ def allow_reenroll_command(ctx: click.Context, mac: str) -> None:
 
     state = _state(ctx)
     validate_mac(mac)
-    permit = EnrollmentStore(state.registry_dsn(), schema=state.enroll_settings().registry_schema).allow_reenroll(mac)
+    permit = EnrollmentStore(state.registry_dsn()).allow_reenroll(mac)
     if not permit.is_controller:
         raise NotInRegistryError(f"MAC {mac} is not a controller in the registry; check the MAC")
     if not permit.enrolled:
@@ -358,7 +504,7 @@ def _print_table(rows: list[CertInfo]) -> None:
         (
             row.serial,
             row.common_name,
-            row.kind,
+            row.kind if row.origin == "issued" else f"{row.kind} ({row.origin})",
             _when(row.not_after) + (" (expired)" if row.expired else ""),
             _revoked_cell(row),
         )

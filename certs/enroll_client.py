@@ -162,21 +162,28 @@ def _check_certificate(cert_pem: object, mac: str, key_pem: bytes, ca_cert: Path
         raise EnrollmentError("the enrollment service answered 200 without a certificate")
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-        ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+        # The CA file may hold an adopted intermediate CA followed by its chain: any of them may be the issuer.
+        authorities = x509.load_pem_x509_certificates(ca_cert.read_bytes())
     except (ValueError, UnicodeEncodeError, OSError) as exc:
         raise EnrollmentError(f"the certificate received cannot be read: {exc}") from exc
     names = [attribute.value for attribute in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if names != [mac]:
         raise EnrollmentError(f"the certificate received names {names!r}, not {mac}")
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise EnrollmentError(f"the certificate received was not issued by the CA in {ca_cert}") from exc
+    if not any(_issued_by(cert, ca) for ca in authorities):
+        raise EnrollmentError(f"the certificate received was not issued by the CA in {ca_cert}")
     key = serialization.load_pem_private_key(key_pem, password=None)
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise EnrollmentError("the certificate received is not for the key this device generated")
     return cert
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def enroll(

@@ -43,5 +43,17 @@ class PermissionSetupError(CertsError):
     """A file of the pki dir cannot be made readable by the broker's user."""
 
 
+class CAImportError(CertsError):
+    """A CA (or a certificate it issued) offered for adoption fails a check; nothing was written."""
+
+
+class KeyEncryptedError(CAImportError):
+    """The CA key to adopt is encrypted and no passphrase was given."""
+
+
+class CAExistsError(CertsError):
+    """A CA is already initialised here; adopting another replaces it only when asked."""
+
+
 class NotInRegistryError(CertsError):
     """A certificate was requested for a MAC that is not a controller of the registry."""

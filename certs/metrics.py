@@ -26,10 +26,11 @@ class CertificateExpiryCollector(Collector):
             labels=["daemon", "kind", "subject"],
         )
         if self.ca.is_initialized:
-            ca_cert = x509.load_pem_x509_certificate(self.ca.ca_cert_path.read_bytes())
-            family.add_metric(
-                [self.daemon, "ca", ca_cert.subject.rfc4514_string()], ca_cert.not_valid_after_utc.timestamp()
-            )
+            # An adopted intermediate CA's chain expires too: each certificate of ca.crt has its own series.
+            for ca_cert in x509.load_pem_x509_certificates(self.ca.ca_cert_path.read_bytes()):
+                family.add_metric(
+                    [self.daemon, "ca", ca_cert.subject.rfc4514_string()], ca_cert.not_valid_after_utc.timestamp()
+                )
             for info in self.ca.list_certs():
                 if info.revoked or info.superseded or info.expired:
                     continue

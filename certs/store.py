@@ -42,9 +42,12 @@ class IndexEntry:
     not_after: datetime
     revoked: bool = False
     revoked_at: datetime | None = None
+    # "issued" by this platform, or "imported": issued by an adopted CA before (f2 certs import-issued).
+    origin: str = "issued"
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "origin": self.origin,
             "serial": self.serial,
             "cn": self.cn,
             "kind": self.kind,
@@ -68,6 +71,7 @@ class IndexEntry:
             not_after=_aware(raw["not_after"]),
             revoked=bool(raw["revoked"]),
             revoked_at=_aware(revoked_at) if revoked_at else None,
+            origin=str(raw.get("origin", "issued")),
         )
 
     def revoke(self, when: datetime) -> IndexEntry:
@@ -82,6 +86,9 @@ class CertIndex:
     crl_number: int = 0
     # OpenSSL keeps the CRL it loaded first unless a newer one has a strictly later lastUpdate.
     crl_last_update: datetime | None = None
+    # Serials an adopted CA had revoked (its CRL, given to import-ca), with when: every CRL keeps them, so a
+    # certificate revoked before the adoption stays refused even though it was never recorded here.
+    adopted_revocations: dict[str, datetime] = field(default_factory=dict)
 
     def serials(self) -> set[str]:
         return {entry.serial for entry in self.entries}
@@ -92,6 +99,7 @@ class CertIndex:
             "crl_number": self.crl_number,
             "crl_last_update": self.crl_last_update.isoformat() if self.crl_last_update else None,
             "certs": [entry.to_json() for entry in self.entries],
+            "adopted_revocations": {serial: at.isoformat() for serial, at in sorted(self.adopted_revocations.items())},
         }
 
 
@@ -121,6 +129,7 @@ def load_index(path: Path) -> CertIndex:
             entries=[IndexEntry.from_json(item) for item in raw["certs"]],
             crl_number=int(raw["crl_number"]),
             crl_last_update=_aware(last) if last else None,
+            adopted_revocations={str(serial): _aware(at) for serial, at in raw.get("adopted_revocations", {}).items()},
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise IndexCorruptError(
