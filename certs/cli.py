@@ -460,7 +460,7 @@ def allow_reenroll_command(ctx: click.Context, mac: str) -> None:
 
     state = _state(ctx)
     validate_mac(mac)
-    permit = EnrollmentStore(state.registry_dsn()).allow_reenroll(mac)
+    permit = EnrollmentStore(state.registry_dsn(), schema=state.enroll_settings().registry_schema).allow_reenroll(mac)
     if not permit.is_controller:
         raise NotInRegistryError(f"MAC {mac} is not a controller in the registry; check the MAC")
     if not permit.enrolled:

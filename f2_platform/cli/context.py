@@ -21,8 +21,15 @@ def _registry_dsn() -> str:
 def _registry_macs() -> set[str]:
     import psycopg
 
-    with psycopg.connect(_registry_dsn(), connect_timeout=10) as conn:
-        rows = conn.execute('SELECT macaddress FROM "VtDevice".devices WHERE macaddress IS NOT NULL').fetchall()
+    from f2_platform.connections import resolve_connections
+    from streaming.registry_schema import in_schema
+
+    conn_settings = resolve_connections()
+    query = in_schema(
+        'SELECT macaddress FROM "VtDevice".devices WHERE macaddress IS NOT NULL', conn_settings.registry_schema
+    )
+    with psycopg.connect(conn_settings.registry_dsn, connect_timeout=10) as conn:
+        rows = conn.execute(query).fetchall()
     return {r[0] for r in rows}
 
 
