@@ -43,7 +43,7 @@ def main() -> int:
     from confluent_kafka.admin import AdminClient
 
     from f2_platform.db.migrations import migrate
-    from f2_platform.db.registry_link import link_registry
+    from f2_platform.db.registry_link import link_registry, separate_databases
     from f2_platform.settings import RegistryLinkSettings
     from streaming.kafka.topics import ensure_topics
     from streaming.registry_schema import in_schema
@@ -67,21 +67,21 @@ def main() -> int:
     for target, dsn in (("registry", conn.registry_dsn), ("timeseries", conn.timeseries_dsn)):
         applied = migrate(dsn, target, say=say, registry_schema=conn.registry_schema)
         say(f"{target}: {len(applied)} migration(s) applied" if applied else f"{target}: schema up to date")
-    linked = link_registry(
-        conn.timeseries_dsn, conn.registry_dsn, conn.registry_schema, RegistryLinkSettings().dsn, say
-    )
+    separate = separate_databases(conn.timeseries_dsn, conn.registry_dsn)
 
     grants = os.environ.get("F2_INIT_GRANTS_SQL")
+    registry_grants = Path(grants).with_name("grants_registry.sql") if grants else None
+    # Files shipped in the image, not user input; "VtDevice" in them is the registry schema. The registry's
+    # own grants come first: the link may read the registry as the processor's read-only role.
+    if separate and registry_grants is not None and registry_grants.exists():
+        with psycopg.connect(conn.registry_dsn, autocommit=True) as db:
+            db.execute(in_schema(registry_grants.read_text(), conn.registry_schema))
+        say(f"grants applied from {registry_grants} in the registry's database")
+    link_registry(conn.timeseries_dsn, conn.registry_dsn, conn.registry_schema, RegistryLinkSettings().dsn, say)
     if grants:
-        # Files shipped in the image, not user input; "VtDevice" in them is the registry schema.
         with psycopg.connect(conn.timeseries_dsn, autocommit=True) as db:
             db.execute(in_schema(Path(grants).read_text(), conn.registry_schema))
         say(f"grants applied from {grants}")
-        registry_grants = Path(grants).with_name("grants_registry.sql")
-        if linked and registry_grants.exists():
-            with psycopg.connect(conn.registry_dsn, autocommit=True) as db:
-                db.execute(in_schema(registry_grants.read_text(), conn.registry_schema))
-            say(f"grants applied from {registry_grants} in the registry's database")
 
     created = ensure_topics(conn.kafka_config(), partitions, replication)
     say(f"topics created: {', '.join(created)}" if created else "topics already exist")

@@ -83,13 +83,14 @@ def after_migrations(conn: ConnectionSettings, say: Say) -> None:
     from f2_platform.settings import RegistryLinkSettings
 
     schema = conn.registry_schema
-    linked = registry_link.link_registry(
-        conn.timeseries_dsn, conn.registry_dsn, schema, RegistryLinkSettings().dsn, say
-    )
+    # The registry's own grants first: the link may read as the processor's read-only role.
+    if registry_link.separate_databases(conn.timeseries_dsn, conn.registry_dsn) and apply_grants(
+        conn.registry_dsn, GRANTS_REGISTRY, schema, REGISTRY_GRANT_ROLES
+    ):
+        say("grants applied to f2_processor in the registry's database")
+    registry_link.link_registry(conn.timeseries_dsn, conn.registry_dsn, schema, RegistryLinkSettings().dsn, say)
     if apply_grants(conn.timeseries_dsn, registry_schema=schema):
         say("grants applied to f2_processor, f2_sink, f2_grafana")
-    if linked and apply_grants(conn.registry_dsn, GRANTS_REGISTRY, schema, REGISTRY_GRANT_ROLES):
-        say("grants applied to f2_processor in the registry's database")
     report = run_check(conn.registry_dsn, schema)
     by_rule = report.by_rule()
     outstanding = report.outstanding_constraints()

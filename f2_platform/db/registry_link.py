@@ -80,8 +80,18 @@ class LinkTarget:
         return f"{host}:{port}/{self.options.get('dbname', '')}"
 
 
+def create_options(wanted: Mapping[str, str]) -> sql.Composable:
+    """OPTIONS (...) of a CREATE statement (nothing when there are none)."""
+    if not wanted:
+        return sql.SQL("")
+    return sql.SQL("OPTIONS ({})").format(
+        sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in wanted.items())
+    )
+
+
 def options_clause(current: Mapping[str, str], wanted: Mapping[str, str]) -> sql.Composable | None:
-    """OPTIONS (...) that turns `current` into `wanted` (ADD, SET, DROP); None when they are equal."""
+    """OPTIONS (...) of an ALTER statement that turns `current` into `wanted` (ADD, SET, DROP); None when they
+    are equal."""
     changes: list[sql.Composable] = []
     for name, value in wanted.items():
         if current.get(name) != value:
@@ -149,6 +159,15 @@ def same_database(a: psycopg.Connection, b: psycopg.Connection) -> bool:
     return a.execute(_IDENTITY_SQL).fetchone() == b.execute(_IDENTITY_SQL).fetchone()
 
 
+def separate_databases(timeseries_dsn: str, registry_dsn: str) -> bool:
+    """Whether the registry lives in another database than the time series (whatever their addresses say)."""
+    with (
+        psycopg.connect(registry_dsn, autocommit=True, connect_timeout=10) as registry,
+        psycopg.connect(timeseries_dsn, autocommit=True, connect_timeout=10) as ts,
+    ):
+        return not same_database(registry, ts)
+
+
 def link_registry(timeseries_dsn: str, registry_dsn: str, schema: str, link_dsn: str | None, say: Say) -> bool:
     """Link the registry into the time-series database when they are different databases; False when they are
     one database (nothing to do). `link_dsn` is the registry as the time-series server reaches it (default:
@@ -194,9 +213,10 @@ def _link(ts: psycopg.Connection, schema: str, target: LinkTarget, remote: Colum
     row = ts.execute("SELECT srvoptions FROM pg_foreign_server WHERE srvname = %s", (SERVER,)).fetchone()
     server = sql.Identifier(SERVER)
     if row is None:
-        clause = options_clause({}, target.options)
         ts.execute(
-            sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER postgres_fdw {}").format(server, clause or sql.SQL(""))
+            sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER postgres_fdw {}").format(
+                server, create_options(target.options)
+            )
         )
     else:
         current = dict(option.split("=", 1) for option in (row[0] or []))
@@ -205,11 +225,7 @@ def _link(ts: psycopg.Connection, schema: str, target: LinkTarget, remote: Colum
             ts.execute(sql.SQL("ALTER SERVER {} {}").format(server, clause))
     credentials = {k: v for k, v in (("user", target.user), ("password", target.password)) if v is not None}
     ts.execute(sql.SQL("DROP USER MAPPING IF EXISTS FOR CURRENT_USER SERVER {}").format(server))
-    ts.execute(
-        sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {} {}").format(
-            server, options_clause({}, credentials) or sql.SQL("")
-        )
-    )
+    ts.execute(sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {} {}").format(server, create_options(credentials)))
     ts.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.SQL(quoted_schema(schema))))
     ts.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(sql.SQL(quoted_schema(schema)), sql.Literal(MARK)))
     linked = {str(r[0]) for r in ts.execute(_FOREIGN_TABLES_SQL, {"schema": quoted_schema(schema), "server": SERVER})}

@@ -11,7 +11,7 @@ from f2_platform.db import reference_registry as ref
 from f2_platform.db.migrations import Migration, ledger_target
 from f2_platform.db.registry_check import CheckReport, Finding, Violation, structure_findings
 from f2_platform.db.registry_constraints import CONSTRAINTS, ENCODINGS
-from f2_platform.db.registry_link import LinkTarget, options_clause, table_statements
+from f2_platform.db.registry_link import LinkTarget, create_options, options_clause, table_statements
 from f2_platform.db.registry_rules import RULES, RULES_BY_NAME
 from streaming.registry_schema import in_schema, quoted_schema, schema_name_problem, validate_schema_name
 
@@ -264,6 +264,11 @@ def test_the_link_target_is_the_dsn_without_its_credentials_in_the_server() -> N
     assert target.options == {"host": "reg.example", "port": "6432", "dbname": "registry", "sslmode": "require"}
     assert (target.user, target.password) == ("reader", "s@cret")
     assert target.where() == "reg.example:6432/registry"
+
+
+def test_server_options_when_created() -> None:
+    assert create_options({"host": "a", "port": "1"}).as_string(None) == """OPTIONS ("host" 'a', "port" '1')"""
+    assert create_options({}).as_string(None) == ""
 
 
 def test_server_options_change_only_what_differs() -> None:

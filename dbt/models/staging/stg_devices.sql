@@ -7,7 +7,7 @@ with devices as (
 ), types as (
     select devicetypeid, typename, issensor, iscontroller from {{ source('registry', 'devicetypes') }}
 ), pins as (
-    select pinid, connectorid, deviceid from {{ source('registry', 'pins') }}
+    select pinid, connectorid, position, deviceid from {{ source('registry', 'pins') }}
 ), connectors as (
     select connectorid, controllerid, connectornumber from {{ source('registry', 'connectors') }}
 )
