@@ -188,3 +188,44 @@ def test_the_dagster_asset_writes_the_report(
         summary.startswith(f"**Data quality {seeded.day.isoformat()}**") and "| plausible_values | ERROR |" in summary
     )
     assert metadata["silent_devices"].value == sidecar["summary"]["silent_devices"]
+
+
+def test_charts_are_readable(written: dict[str, Any]) -> None:
+    """Every chart of the seeded day (which has out-of-range readings, dead letters and a silent device, so no
+    chart is an empty placeholder) labels each axis with its unit, keeps its legend off the data area, and the
+    picture embedded in the page holds the legend (the crop is the drawn extent, legend included)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from f2_platform.quality.report.charts import CHARTS
+
+    report = written["report"]
+    legends = {}
+    for key, (_, draw) in CHARTS.items():
+        figure = draw(report)
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        figure.draw(renderer)
+        visible = [axes for axes in figure.axes if axes.axison]
+        assert visible, f"{key}: no axes drawn (an empty placeholder?)"
+        for axes in visible:
+            colorbar = getattr(axes, "_colorbar", None)
+            if colorbar is not None:
+                assert axes.get_ylabel(), f"{key}: the colour scale has no label"
+                continue
+            assert axes.get_xlabel() and axes.get_ylabel(), f"{key}: axis without a label"
+            for label in (axes.get_xlabel(), axes.get_ylabel()):
+                # A unit or what is counted: "(count)", "(UTC)", "(hours)", "(#id)", or a named category.
+                assert "(" in label or "·" in label, f"{key}: {label!r} names no unit"
+            legend = axes.get_legend()
+            if legend is None:
+                continue
+            legends[key] = legend
+            box, area = legend.get_window_extent(renderer), axes.get_window_extent(renderer)
+            apart = box.x0 >= area.x1 or box.x1 <= area.x0 or box.y0 >= area.y1 or box.y1 <= area.y0
+            assert apart, f"{key}: the legend {box} covers the data area {area}"
+            drawn = figure.get_tightbbox(renderer)
+            dpi_box = box.transformed(figure.dpi_scale_trans.inverted())
+            assert drawn.x1 >= dpi_box.x1 - 1e-6, f"{key}: the legend is cut off the picture"
+    assert set(legends) == {"out_of_range", "dead_letters"}
+    assert [t.get_text() for t in legends["dead_letters"].get_texts()] == [
+        f"{reason} ({count})" for reason, count in report["dead_letters"]["by_reason"].items()
+    ]

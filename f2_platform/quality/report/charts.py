@@ -1,5 +1,8 @@
 """The report's charts, drawn from the report's numbers with matplotlib (no pyplot: no global state, safe in
-threads) and embedded as PNG data URIs so the page reads offline."""
+threads) and embedded as PNG data URIs so the page reads offline.
+
+Every chart labels both axes with their unit, and a legend sits outside the axes (right of them), never over
+the data; tests/quality/test_report.py checks both on the drawn figures."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -42,6 +46,12 @@ def _empty(figure: Figure, message: str) -> Figure:
     return figure
 
 
+def _legend_outside(axes: Axes, title: str | None = None) -> None:
+    """The legend right of the axes, top-aligned with them: it never covers a bar (the page's image is cropped
+    to what is drawn, legend included)."""
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, title=title)
+
+
 def _hour_labels(report: dict[str, Any]) -> list[str]:
     return [datetime.fromisoformat(h).strftime("%H") for h in report["hours"]]
 
@@ -61,10 +71,11 @@ def completeness_heatmap(report: dict[str, Any]) -> Figure:
     )
     axes.set_yticks(range(len(devices)), [f"{d['device_name']} (#{d['device_id']})" for d in devices], fontsize=8)
     axes.set_xticks(range(len(report["hours"])), _hour_labels(report), fontsize=8)
-    axes.set_xlabel("hour (UTC)")
+    axes.set_xlabel("hour of the day (UTC)")
+    axes.set_ylabel("device (#id)")
     axes.set_title("Completeness: share of expected frames per device and hour")
     colorbar = figure.colorbar(image, ax=axes, fraction=0.025, pad=0.01)
-    colorbar.set_label("share present")
+    colorbar.set_label("frames present / expected (0 to 1)")
     return figure
 
 
@@ -85,9 +96,11 @@ def out_of_range_chart(report: dict[str, Any]) -> Figure:
     axes.set_yticks(positions, labels, fontsize=9)
     axes.invert_yaxis()
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("readings outside the plausible range")
+    axes.set_xlim(0, max(r["total"] for r in rows) * 1.15)  # room for the totals printed after the bars
+    axes.set_xlabel("readings outside the plausible range (count)")
+    axes.set_ylabel("template · datapoint")
     axes.set_title("Out-of-range readings by datapoint")
-    axes.legend(loc="lower right", fontsize=8)
+    _legend_outside(axes)
     return figure
 
 
@@ -113,11 +126,11 @@ def dead_letters_chart(report: dict[str, Any]) -> Figure:
         )
         bottom += counts
     axes.set_xticks(positions, _hour_labels(report), fontsize=8)
-    axes.set_xlabel("hour (UTC)")
-    axes.set_ylabel("dead letters")
+    axes.set_xlabel("hour of the day (UTC)")
+    axes.set_ylabel("dead letters per hour (count)")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title("Dead letters by reason over the day")
-    axes.legend(fontsize=8, ncols=min(4, len(reasons)))
+    _legend_outside(axes, title="reason (day total)")
     return figure
 
 
@@ -140,7 +153,8 @@ def silent_devices_chart(report: dict[str, Any]) -> Figure:
         )
     axes.set_yticks(positions, [f"{s['device_name']} (#{s['device_id']})" for s in silent], fontsize=9)
     axes.invert_yaxis()
-    axes.set_xlabel(f"hours without a reading at {report['observed_until'][:16]} UTC")
+    axes.set_xlabel(f"time without a reading at {report['observed_until'][:16]} UTC (hours)")
+    axes.set_ylabel("device (#id)")
     axes.set_title("Silent devices")
     axes.set_xlim(0, max(hours) * 1.35 if hours else 1)
     return figure
