@@ -4,6 +4,8 @@ SHELL := /bin/bash
 UV := .cache/tools/bin/uv
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+# How much past traffic `make demo` sends through the pipeline and materializes first (once per state folder).
+DEMO_HISTORY ?= 24h
 
 .PHONY: provision demo test lint typecheck unit stop clean
 
@@ -11,7 +13,7 @@ provision:
 	@scripts/provision.sh
 
 demo: provision
-	@$(RUN) f2 demo up
+	@$(RUN) f2 demo up --history $(DEMO_HISTORY)
 
 test: provision
 	@$(RUN) pytest $(PYTEST_ARGS)

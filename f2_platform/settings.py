@@ -57,13 +57,16 @@ class DagsterSettings(BaseSettings):
     """The Dagster code location's own settings (prefix F2_DAGSTER_); endpoints come from ConnectionSettings.
 
     `environment` decides what differs between a laptop, CI and production (see f2_platform/environment.py);
-    `partitions_start` is the first day of the aggregate partitions (hourly and daily, UTC).
+    `partitions_start` is the first day of the aggregate partitions (hourly and daily, UTC); `ui_port` the port
+    of the local UI (`f2 dagster dev`, `make demo`).
     """
 
     model_config = SettingsConfigDict(env_prefix="F2_DAGSTER_", extra="ignore")
 
     environment: Literal["local", "ci", "prod"] = "local"
     partitions_start: date = date(2025, 1, 1)
+    # The UI of `f2 dagster dev`, as `make demo` starts it.
+    ui_port: int = 3000
 
 
 class RegistryLinkSettings(BaseSettings):

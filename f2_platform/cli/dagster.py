@@ -25,11 +25,14 @@ def home() -> None:
 
 @dagster_group.command("dev")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
-@click.option("--port", default=3000, show_default=True, type=int, help="Port of the UI.")
-def dev(host: str, port: int) -> None:
+@click.option("--port", default=None, type=int, help="Port of the UI (default: F2_DAGSTER_UI_PORT, 3000).")
+def dev(host: str, port: int | None) -> None:
     """Run `dagster dev -w workspace.yaml` (UI, daemon, code location) against the local stack."""
     from f2_platform.connections import resolve_connections
     from f2_platform.dagster_home import WORKSPACE, dagster_environment
+    from f2_platform.settings import DagsterSettings
+
+    port = port or DagsterSettings().ui_port
 
     env = dagster_environment(resolve_connections())
     dagster = Path(sys.executable).parent / "dagster"
