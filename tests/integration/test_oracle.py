@@ -133,11 +133,12 @@ def test_swapped_wiring_in_the_registry_shows_as_readings_of_the_wrong_devices(
     pin_1, pin_2 = _one(migrated.registry_dsn, pin_sql, (1,)), _one(migrated.registry_dsn, pin_sql, (2,))
     living_room = _one(migrated.registry_dsn, device_sql, (pin_1,))  # J1 position 1 (docs/domain.md)
     hallway = _one(migrated.registry_dsn, device_sql, (pin_2,))  # J1 position 2
-    # The registry now has the two devices on each other's pins (one device per pin at every step).
-    wire = 'UPDATE "VtDevice".pins SET deviceid = %s WHERE pinid = %s'
-    registry((wire, (None, pin_1)), (wire, (living_room, pin_1)))
-    registry((wire, (living_room, pin_2)), (wire, (hallway, pin_2)))
-    registry((wire, (hallway, pin_1)), (wire, (None, pin_1)))
+    # The registry now has the two devices on each other's positions (one device per position at every step;
+    # a pin's deviceid is NOT NULL, as in the reference, so the pins move through the free position 3).
+    place = 'UPDATE "VtDevice".pins SET position = %s WHERE pinid = %s'
+    registry((place, (3, pin_1)), (place, (1, pin_1)))
+    registry((place, (1, pin_2)), (place, (2, pin_2)))
+    registry((place, (2, pin_1)), (place, (3, pin_1)))
     _processor_sees_registry(pipeline, migrated.registry_dsn)
     ledger = tmp_path / "ledger.jsonl"
     _simulate_sample_fleet(stack_env, ledger)
