@@ -49,8 +49,15 @@ class StackSettings(BaseSettings):
     kafka_controller_port: int = 19093
     enroll_port: int = 18443
     kafka_libs: Path = REPO_ROOT / ".cache" / "kafka" / "libs"
-    kafka_heap: str = "512m"
+    kafka_heap: str = "512m"  # per broker
     kafka_partitions: int = 6
+    # Kafka nodes: 1, or 3 for a KRaft cluster (each node broker and controller; node n listens on
+    # kafka_port + 2(n-1) and kafka_controller_port + 2(n-1)). Unset: what the state folder was set up with
+    # (f2_platform/stack/kafka.py records it), else 1.
+    kafka_brokers: int | None = Field(None, ge=1)
+    # The client listener speaks SASL_SSL (the broker certificate from the stack's PKI) instead of
+    # SASL_PLAINTEXT. Unset: what the running stack was started with, else off.
+    kafka_tls: bool | None = None
 
 
 class DagsterSettings(BaseSettings):

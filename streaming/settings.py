@@ -38,6 +38,8 @@ class ConnectionSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    # The CA that signed the brokers' certificates (PEM) for SASL_SSL; unset: the system's trusted CAs.
+    kafka_ssl_ca_location: Path | None = None
     timeseries_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
     registry_dsn: str = "postgresql://postgres@127.0.0.1:15432/f2"
     # The registry's schema (the reference deployment's DEVICE_SCHEMA); every registry query names it.
@@ -69,6 +71,8 @@ class ConnectionSettings(BaseSettings):
             conf["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password is not None:
             conf["sasl.password"] = self.kafka_sasl_password
+        if self.kafka_ssl_ca_location is not None:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
         return conf
 
 

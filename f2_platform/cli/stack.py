@@ -36,13 +36,30 @@ def down() -> None:
 
 @stack.command()
 def status() -> None:
-    """Each service, its port, pid and whether it answers. Exit status 1 when one does not answer."""
-    rows = _stack().status()
+    """Each service (each Kafka node), its port, pid and whether it answers; then Kafka's brokers and every
+    topic's replication factor, min.insync.replicas and replicas in sync. Exit status 1 when a service does not
+    answer or a partition has no leader or a replica out of sync."""
+    from f2_platform.stack.kafka_status import describe_kafka, format_kafka_status
+
+    s = _stack()
+    rows = s.status()
     click.echo(f"{'service':<10} {'port':>6} {'pid':>8}  state")
     for row in rows:
         state = "answering" if row.answers else ("running, not answering" if row.running else "stopped")
         click.echo(f"{row.name:<10} {row.port:>6} {row.pid or '-':>8}  {state}")
-    if not all(row.answers for row in rows):
+    whole = all(row.answers for row in rows)
+    if any(row.answers for row in rows if row.name.startswith("kafka")):
+        try:
+            lines, kafka_whole = format_kafka_status(
+                describe_kafka(s.kafka.client_config(admin=True)), s.kafka.shape.brokers
+            )
+        except Exception as exc:  # the status is still worth printing when the admin API fails
+            lines, kafka_whole = [f"kafka: the admin API did not answer ({exc})"], False
+        click.echo("")
+        for line in lines:
+            click.echo(line)
+        whole = whole and kafka_whole
+    if not whole:
         raise SystemExit(1)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from f2_platform.settings import StackSettings
 from f2_platform.stack.manager import Stack
-from f2_platform.stack.ports import free_port
+from f2_platform.stack.ports import free_port, free_port_block
 
 
 def make_state_dir(prefix: str) -> Path:
@@ -18,17 +18,33 @@ def make_state_dir(prefix: str) -> Path:
     return path
 
 
-def hermetic_stack_settings(state_dir: Path, partitions: int = 4) -> StackSettings:
+def hermetic_stack_settings(
+    state_dir: Path, partitions: int = 4, *, kafka_brokers: int | None = None, kafka_tls: bool | None = None
+) -> StackSettings:
+    """Free ports for every service. Kafka's shape: as given, else F2_STACK_KAFKA_BROKERS and
+    F2_STACK_KAFKA_TLS of this environment (so `F2_STACK_KAFKA_BROKERS=3 make test` runs on a cluster), else
+    one node in clear."""
+    from_env = StackSettings(state_dir=state_dir)
+    brokers = kafka_brokers or from_env.kafka_brokers or 1
+    tls = kafka_tls if kafka_tls is not None else bool(from_env.kafka_tls)
+    if brokers == 1:
+        kafka_port, controller_port = free_port(), free_port()
+    else:
+        # Node n listens on kafka_port + 2(n-1) and kafka_controller_port + 2(n-1): one block of ports.
+        kafka_port = free_port_block(2 * brokers)
+        controller_port = kafka_port + 1
     return StackSettings(
         state_dir=state_dir,
         postgres_port=free_port(),
         redis_port=free_port(),
         mqtt_port=free_port(),
         mqtt_tls_port=free_port(),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
+        kafka_port=kafka_port,
+        kafka_controller_port=controller_port,
         enroll_port=free_port(),
         kafka_partitions=partitions,
+        kafka_brokers=brokers,
+        kafka_tls=tls,
     )
 
 
@@ -50,6 +66,8 @@ def stack_environment(stack: Stack) -> dict[str, str]:
             "F2_STACK_KAFKA_PORT": str(s.kafka_port),
             "F2_STACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
             "F2_STACK_KAFKA_PARTITIONS": str(s.kafka_partitions),
+            "F2_STACK_KAFKA_BROKERS": str(stack.kafka.shape.brokers),
+            "F2_STACK_KAFKA_TLS": "1" if stack.kafka.shape.tls else "0",
             "F2_STACK_ENROLL_PORT": str(s.enroll_port),
             "PYTHONUNBUFFERED": "1",
         }

@@ -7,13 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from f2_platform.settings import StackSettings
+from f2_platform.stack.kafka import KAFKA_CLIENT_USER, KAFKA_SASL_MECHANISM, KafkaCluster
 from f2_platform.stack.layout import StackLayout
 from f2_platform.stack.services import (
-    KAFKA_CLIENT_USER,
-    KAFKA_SASL_MECHANISM,
     MQTT_INTERNAL_USER,
     REDIS_PROCESSOR_USER,
-    Kafka,
     Mosquitto,
     Postgres,
     Redis,
@@ -37,36 +35,51 @@ class Stack:
         self.layout = StackLayout(self.settings)
         self.postgres = Postgres(self.layout)
         self.redis = Redis(self.layout)
-        self.kafka = Kafka(self.layout)
         self.mosquitto = Mosquitto(self.layout)
+        # Kafka's TLS listener shows the broker certificate of the same PKI as Mosquitto's device listener.
+        self.kafka = KafkaCluster(self.layout, self.mosquitto.ensure_pki)
 
     @property
     def services(self) -> list[Service]:
+        """Every process of the stack (each Kafka node on its own)."""
+        return [self.postgres, self.redis, *self.kafka.nodes, self.mosquitto]
+
+    @property
+    def units(self) -> list[Service | KafkaCluster]:
+        """What starts and stops as one: each service, and Kafka's nodes together."""
         return [self.postgres, self.redis, self.kafka, self.mosquitto]
 
     def up(self, say: Say = _quiet) -> None:
         self.layout.create()
-        for service in self.services:
-            if service.running():
-                say(f"{service.name}: already running (pid {service.pid()}, port {service.port})")
+        for unit in self.units:
+            if unit.running():
+                say(f"{unit.name}: already running (pid {unit.pid()}, port {unit.port})")
                 continue
-            say(f"{service.name}: starting on {self.settings.host}:{service.port} ...")
-            service.start()
-            say(f"{service.name}: answering (pid {service.pid()})")
+            where = unit.where if isinstance(unit, KafkaCluster) else f"{self.settings.host}:{unit.port}"
+            say(f"{unit.name}: starting on {where} ...")
+            unit.start()
+            say(f"{unit.name}: answering (pid {unit.pid()})")
         from streaming.kafka.topics import ensure_topics
 
-        created = ensure_topics(self.env_settings().kafka_config(), self.settings.kafka_partitions)
+        replication = self.kafka.replication
+        created = ensure_topics(
+            self.env_settings().kafka_config(),
+            self.settings.kafka_partitions,
+            replication_factor=replication.replication_factor,
+            min_insync_replicas=replication.min_insync_replicas,
+        )
         if created:
             say(f"kafka: created topics {', '.join(created)}")
 
     def down(self, say: Say = _quiet) -> None:
-        for service in reversed(self.services):
-            if service.running():
-                say(f"{service.name}: stopping (pid {service.pid()}) ...")
-                service.stop()
-                say(f"{service.name}: stopped")
+        for unit in reversed(self.units):
+            running = unit.any_running() if isinstance(unit, KafkaCluster) else unit.running()
+            if running:
+                say(f"{unit.name}: stopping (pid {unit.pid()}) ...")
+                unit.stop()
+                say(f"{unit.name}: stopped")
             else:
-                say(f"{service.name}: not running")
+                say(f"{unit.name}: not running")
 
     def status(self) -> list[ServiceStatus]:
         return [service.status() for service in self.services]
@@ -82,10 +95,11 @@ class Stack:
             "F2_MQTT_TLS_PORT": str(s.mqtt_tls_port),
             "F2_CA_CERT": str(self.layout.pki_dir / "ca.crt"),
             "F2_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
-            "F2_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "F2_KAFKA_SECURITY_PROTOCOL": self.kafka.shape.security_protocol,
             "F2_KAFKA_SASL_MECHANISM": KAFKA_SASL_MECHANISM,
             "F2_KAFKA_SASL_USERNAME": KAFKA_CLIENT_USER,
             "F2_KAFKA_SASL_PASSWORD": self.kafka.client_password,
+            **({"F2_KAFKA_SSL_CA_LOCATION": str(self.kafka.ca_location)} if self.kafka.ca_location is not None else {}),
             # The schema owner: migrations, Dagster's maintenance, operators' tools.
             "F2_TIMESERIES_DSN": self.postgres.dsn(),
             "F2_REGISTRY_DSN": self.postgres.dsn(),
@@ -115,6 +129,7 @@ class Stack:
             kafka_sasl_mechanism=env["F2_KAFKA_SASL_MECHANISM"],
             kafka_sasl_username=env["F2_KAFKA_SASL_USERNAME"],
             kafka_sasl_password=env["F2_KAFKA_SASL_PASSWORD"],
+            kafka_ssl_ca_location=self.kafka.ca_location,
             timeseries_dsn=env["F2_TIMESERIES_DSN"],
             registry_dsn=env["F2_REGISTRY_DSN"],
             redis_url=env["F2_REDIS_URL"],

@@ -38,3 +38,14 @@ def free_port(host: str = "127.0.0.1") -> int:
             _issued.add(port)
             return port
     raise PortBusyError(f"no free port found on {host} between 20000 and 32000")
+
+
+def free_port_block(count: int, host: str = "127.0.0.1") -> int:
+    """The first of `count` consecutive free ports (a Kafka cluster's nodes sit two ports apart)."""
+    for _ in range(1000):
+        first = random.randint(20000, 32000 - count)
+        block = range(first, first + count)
+        if not _issued.intersection(block) and all(port_is_free(host, port) for port in block):
+            _issued.update(block)
+            return first
+    raise PortBusyError(f"no {count} consecutive free ports found on {host} between 20000 and 32000")

@@ -231,7 +231,9 @@ def redis_conf(bind: str, port: int, header: str, local: Iterable[str] = (), acl
 
 
 # --- Kafka ------------------------------------------------------------------------------------------------------
-# One node in KRaft mode, broker and controller in one process; every internal topic has one replica.
+# KRaft mode, every node both broker and controller (combined roles): one node, or a cluster of three whose
+# three controllers form the metadata quorum. The replication settings follow from the number of nodes
+# (kafka_replication below); everything else is the same for every deployment.
 KAFKA_BROKER: Final[tuple[Directive, ...]] = (
     Directive(
         "auto.create.topics.enable",
@@ -244,23 +246,13 @@ KAFKA_BROKER: Final[tuple[Directive, ...]] = (
         "A record batch holds raw MQTT messages (each up to 256 kB) and their headers.",
     ),
     Directive(
-        "min.insync.replicas",
-        1,
-        "One node: acks=all is acknowledged by the one replica (a cluster of three wants 2).",
+        "unclean.leader.election.enable",
+        False,
+        "A replica that is not in sync never becomes leader: a partition waits for an in-sync one rather than\n"
+        "lose what acks=all acknowledged.",
     ),
-    Directive("offsets.topic.replication.factor", 1),
     Directive("offsets.topic.num.partitions", 10),
-    Directive(
-        "transaction.state.log.replication.factor",
-        1,
-        "The processor's transactions: their log must be writable on one node.",
-    ),
-    Directive("transaction.state.log.min.isr", 1),
     Directive("transaction.state.log.num.partitions", 10),
-    Directive(
-        "share.coordinator.state.topic.replication.factor", 1, "Kafka 4's share groups keep their state in a topic too."
-    ),
-    Directive("share.coordinator.state.topic.min.isr", 1),
     Directive(
         "group.initial.rebalance.delay.ms",
         0,
@@ -270,10 +262,103 @@ KAFKA_BROKER: Final[tuple[Directive, ...]] = (
     Directive("log.segment.bytes", 256 * 1024 * 1024),
 )
 
+# The TLS side of a SASL_SSL client listener (the local stack's F2_STACK_KAFKA_TLS, as Kubernetes runs Kafka):
+# the broker's key and certificate chain and the CA as PEM files; clients authenticate with SASL, not with a
+# certificate.
+KAFKA_TLS: Final[tuple[Directive, ...]] = (
+    Directive("ssl.keystore.type", "PEM"),
+    Directive("ssl.truststore.type", "PEM"),
+    Directive("ssl.client.auth", "none", "Clients prove who they are with SASL/SCRAM over the encrypted channel."),
+    Directive("ssl.enabled.protocols", "TLSv1.3,TLSv1.2", "The oldest TLS version accepted: 1.2, as Mosquitto."),
+    Directive(
+        "ssl.endpoint.identification.algorithm",
+        "https",
+        "Brokers check each other's certificate names (the inter-broker listener is the client listener).",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class KafkaReplication:
+    """How many copies of each partition a deployment keeps, and how many must have a write before acks=all
+    acknowledges it."""
+
+    replication_factor: int
+    min_insync_replicas: int
+
+
+def kafka_replication(nodes: int) -> KafkaReplication:
+    """One node: one copy. Three or more: three copies, two of which must have every acknowledged write, so a
+    node can fail (or be restarted) and producers go on while nothing acknowledged is lost."""
+    if nodes == 1:
+        return KafkaReplication(1, 1)
+    if nodes >= 3:
+        return KafkaReplication(3, 2)
+    raise ValueError(
+        f"a Kafka cluster of {nodes} nodes cannot both keep every acknowledged write on two nodes and survive "
+        "the loss of one: run 1 node, or 3 or more"
+    )
+
+
+def kafka_replication_directives(replication: KafkaReplication) -> tuple[Directive, ...]:
+    """The broker's replication policy: its default for topics and the same for its internal topics."""
+    rf, isr = replication.replication_factor, replication.min_insync_replicas
+    return (
+        Directive(
+            "default.replication.factor",
+            rf,
+            "Copies of each partition; topics the platform creates name theirs explicitly.",
+        ),
+        Directive(
+            "min.insync.replicas",
+            isr,
+            "With acks=all a write is acknowledged once this many replicas have it (1 on one node; 2 in a\n"
+            "cluster of three: one node may fail without losing anything acknowledged).",
+        ),
+        Directive(
+            "offsets.topic.replication.factor",
+            rf,
+            "Consumer offsets, and the offsets the processor commits inside its transactions.",
+        ),
+        Directive(
+            "transaction.state.log.replication.factor",
+            rf,
+            "The processor's transactions: their log is replicated like the data.",
+        ),
+        Directive("transaction.state.log.min.isr", isr),
+        Directive(
+            "share.coordinator.state.topic.replication.factor",
+            rf,
+            "Kafka 4's share groups keep their state in a topic too.",
+        ),
+        Directive("share.coordinator.state.topic.min.isr", isr),
+    )
+
+
+@dataclass(frozen=True)
+class KafkaVoter:
+    """A member of the KRaft controller quorum: its node id and controller listener."""
+
+    node_id: int
+    host: str
+    port: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.node_id}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class KafkaTlsFiles:
+    """Where a SASL_SSL broker finds its PEM files."""
+
+    keystore: str  # its private key and certificate chain
+    truststore: str  # the CA that signed every broker's certificate
+
 
 @dataclass(frozen=True)
 class KafkaNode:
-    """Where a deployment's broker listens and keeps its data."""
+    """Where a deployment's broker listens and keeps its data, and the cluster it belongs to."""
 
     client_bind: str  # host part of the client listener ("" = every address)
     client_port: int
@@ -283,30 +368,50 @@ class KafkaNode:
     sasl_mechanism: str
     log_dirs: str
     num_partitions: int  # default for topics created without a count
+    node_id: int = 1
+    # The controller quorum: every node of the cluster (combined roles). Empty: this node alone.
+    quorum: tuple[KafkaVoter, ...] = ()
+    tls: KafkaTlsFiles | None = None  # SASL_SSL instead of SASL_PLAINTEXT on the client listener
+
+    @property
+    def client_protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+
+    @property
+    def voters(self) -> tuple[KafkaVoter, ...]:
+        return self.quorum or (KafkaVoter(self.node_id, self.controller_host, self.controller_port),)
 
 
 def kafka_properties(node: KafkaNode) -> list[Directive]:
     """The broker's settings (server.properties names): the node's listeners, then the shared policy."""
-    return [
+    protocol = node.client_protocol
+    voters = node.voters
+    directives = [
         Directive("process.roles", "broker,controller"),
-        Directive("node.id", 1),
-        Directive("controller.quorum.voters", f"1@{node.controller_host}:{node.controller_port}"),
+        Directive("node.id", node.node_id),
+        Directive("controller.quorum.voters", ",".join(v.text for v in voters)),
         Directive(
             "listeners",
-            f"SASL_PLAINTEXT://{node.client_bind}:{node.client_port},"
+            f"{protocol}://{node.client_bind}:{node.client_port},"
             f"CONTROLLER://{node.controller_host}:{node.controller_port}",
             "Clients must authenticate (SASL); the controller listener speaks only the controller protocol.",
         ),
-        Directive("advertised.listeners", f"SASL_PLAINTEXT://{node.advertised_host}:{node.client_port}"),
+        Directive("advertised.listeners", f"{protocol}://{node.advertised_host}:{node.client_port}"),
         Directive("controller.listener.names", "CONTROLLER"),
-        Directive("inter.broker.listener.name", "SASL_PLAINTEXT"),
-        Directive("listener.security.protocol.map", "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+        Directive("inter.broker.listener.name", protocol),
+        Directive("listener.security.protocol.map", f"{protocol}:{protocol},CONTROLLER:PLAINTEXT"),
         Directive("sasl.enabled.mechanisms", node.sasl_mechanism),
         Directive("sasl.mechanism.inter.broker.protocol", node.sasl_mechanism),
         Directive("log.dirs", node.log_dirs),
         Directive("num.partitions", node.num_partitions),
-        *KAFKA_BROKER,
     ]
+    if node.tls is not None:
+        directives += [
+            *KAFKA_TLS,
+            Directive("ssl.keystore.location", node.tls.keystore),
+            Directive("ssl.truststore.location", node.tls.truststore),
+        ]
+    return [*directives, *KAFKA_BROKER, *kafka_replication_directives(kafka_replication(len(voters)))]
 
 
 def server_properties(directives: Iterable[Directive], header: str = "") -> str:

@@ -1,17 +1,16 @@
-"""The four private services of the local stack: PostgreSQL+TimescaleDB, Redis, Kafka (KRaft), Mosquitto.
+"""The private services of the local stack: PostgreSQL+TimescaleDB, Redis and Mosquitto here, Kafka's KRaft
+nodes in kafka.py.
 
 Each service knows how to prepare its data folder once, start, answer a health check, and stop cleanly.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import pwd
 import shutil
 import signal
 import subprocess
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,16 +22,12 @@ from f2_platform.stack.layout import StackLayout
 from f2_platform.stack.service_config import (
     REDIS_CACHE_RIGHTS,
     REDIS_NO_DEFAULT_USER,
-    Directive,
-    KafkaNode,
     Listener,
     MosquittoFiles,
-    kafka_properties,
     mosquitto_acl,
     mosquitto_conf,
     redis_acl_user,
     redis_conf,
-    server_properties,
 )
 from streaming.runtime import process
 
@@ -44,9 +39,6 @@ DATABASE = "f2"
 MQTT_INTERNAL_USER = "f2-internal"
 REDIS_ADMIN_USER = "f2-admin"
 REDIS_PROCESSOR_USER = "f2-processor"
-KAFKA_ADMIN_USER = "f2-admin"
-KAFKA_CLIENT_USER = "f2-platform"
-KAFKA_SASL_MECHANISM = "SCRAM-SHA-256"
 # PostgreSQL roles of the daemons (grants in sql/grants.sql); the stack's superuser owns the schema.
 PG_ROLES = ("f2_processor", "f2_sink", "f2_grafana")
 
@@ -122,6 +114,14 @@ class Service(ABC):
 
     def stop(self) -> None:
         process.terminate(self.pid(), signal.SIGTERM, timeout=60.0)
+        self.layout.pidfile(self.name).unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: nothing is flushed or handed over."""
+        pid = self.pid()
+        if self.running():
+            os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+            process.wait_until(lambda: not process.pid_alive(pid), 30.0)
         self.layout.pidfile(self.name).unlink(missing_ok=True)
 
     def status(self) -> ServiceStatus:
@@ -361,151 +361,6 @@ class Redis(Service):
             client = redis.Redis.from_url(self.url(), socket_timeout=2, socket_connect_timeout=2)
             return bool(client.ping())
         except redis.RedisError:
-            return False
-
-
-def kraft_cluster_id() -> str:
-    """A random KRaft cluster id (base64url of a UUID) that cannot be read as a command-line option."""
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cluster_id.startswith("-"):
-            return cluster_id
-
-
-class Kafka(Service):
-    name = "kafka"
-    port_setting = "F2_STACK_KAFKA_PORT"
-    process_marker = "kafka.Kafka"
-
-    @property
-    def port(self) -> int:
-        return self.settings.kafka_port
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.settings.host}:{self.port}"
-
-    @property
-    def admin_password(self) -> str:
-        return self.layout.secret("kafka_admin_password")
-
-    @property
-    def client_password(self) -> str:
-        return self.layout.secret("kafka_client_password")
-
-    def client_config(self, admin: bool = False) -> dict[str, str]:
-        return {
-            "bootstrap.servers": self.bootstrap,
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": KAFKA_SASL_MECHANISM,
-            "sasl.username": KAFKA_ADMIN_USER if admin else KAFKA_CLIENT_USER,
-            "sasl.password": self.admin_password if admin else self.client_password,
-        }
-
-    def check_installed(self) -> None:
-        if not shutil.which("java"):
-            raise ProvisioningError("java is not installed (Java 17 runs the Kafka broker)")
-        libs = self.settings.kafka_libs
-        if not libs.is_dir() or not any(libs.glob("kafka_2.13-*.jar")):
-            raise ProvisioningError(f"Kafka broker jars are missing in {libs} (make provision resolves them)")
-
-    def _java(self, main: str, *args: str) -> list[str]:
-        return [
-            "java",
-            f"-Xms{self.settings.kafka_heap}",
-            f"-Xmx{self.settings.kafka_heap}",
-            "-XX:+UseG1GC",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={self.layout.logs}",
-            "-cp",
-            f"{self.settings.kafka_libs}/*",
-            main,
-            *args,
-        ]
-
-    def prepare(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        s = self.settings
-        # The broker's settings are service_config's (shared with Compose); this stack adds where it listens
-        # (the controller listener on the stack's loopback host) and the inter-broker SCRAM login.
-        node = KafkaNode(
-            client_bind=s.host,
-            client_port=s.kafka_port,
-            advertised_host=s.host,
-            controller_host=s.host,
-            controller_port=s.kafka_controller_port,
-            sasl_mechanism=KAFKA_SASL_MECHANISM,
-            log_dirs=str(self.dir / "data"),
-            num_partitions=s.kafka_partitions,
-        )
-        jaas = Directive(
-            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{KAFKA_ADMIN_USER}" password="{self.admin_password}";',
-        )
-        properties = self.dir / "server.properties"
-        properties.touch(mode=0o600)
-        properties.chmod(0o600)  # it holds the admin's password: private before it is written
-        properties.write_text(
-            server_properties(
-                [*kafka_properties(node), jaas],
-                header="The local stack's Kafka broker (f2 stack up writes this file at every start).",
-            )
-        )
-        (self.dir / "log4j2.properties").write_text(
-            "status = warn\n"
-            "appender.console.type = Console\nappender.console.name = STDOUT\n"
-            "appender.console.layout.type = PatternLayout\n"
-            "appender.console.layout.pattern = [%d] %p %m (%c)%n\n"
-            "rootLogger.level = WARN\nrootLogger.appenderRef.stdout.ref = STDOUT\n"
-            "logger.kafka.name = kafka\nlogger.kafka.level = WARN\n"
-            "logger.server.name = kafka.server.KafkaServer\nlogger.server.level = INFO\n"
-        )
-        if not (self.dir / "data" / "meta.properties").exists():
-            cluster_id = kraft_cluster_id()
-            result = subprocess.run(
-                self._java(
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(self.dir / "server.properties"),
-                    # SCRAM users live in the KRaft metadata: created with the cluster.
-                    "--add-scram",
-                    f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_ADMIN_USER},password={self.admin_password}]",
-                    "--add-scram",
-                    f"{KAFKA_SASL_MECHANISM}=[name={KAFKA_CLIENT_USER},password={self.client_password}]",
-                ),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise StackError(f"kafka: formatting the KRaft storage failed: {result.stderr.strip()[-2000:]}")
-
-    def launch(self) -> None:
-        process.spawn(
-            self._java("kafka.Kafka", str(self.dir / "server.properties")),
-            self.log,
-            self.layout.pidfile(self.name),
-            detached=True,
-        )
-
-    def start_timeout(self) -> float:
-        return 90.0
-
-    def answers(self) -> bool:
-        from confluent_kafka.admin import AdminClient
-
-        if ports.port_is_free(self.settings.host, self.port):
-            return False
-        try:
-            admin = AdminClient({**self.client_config(admin=True), "socket.timeout.ms": 2000})
-            admin.list_topics(timeout=3)
-            return True
-        except Exception:
             return False
 
 

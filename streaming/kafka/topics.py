@@ -46,10 +46,24 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+def topic_config(spec: TopicSpec, min_insync_replicas: int | None) -> dict[str, str]:
+    """A topic's configuration as created: its own policy, no unclean leader election (an out-of-sync replica
+    never becomes leader, whatever the broker's default) and, when given, its min.insync.replicas."""
+    config = {**spec.config, "unclean.leader.election.enable": "false"}
+    if min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(min_insync_replicas)
+    return config
+
+
 def ensure_topics(
-    kafka_config: Mapping[str, str], partitions: int, replication_factor: int = 1, timeout: float = 30.0
+    kafka_config: Mapping[str, str],
+    partitions: int,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+    min_insync_replicas: int | None = None,
 ) -> list[str]:
-    """Create whichever platform topics are missing; returns the names created."""
+    """Create whichever platform topics are missing; returns the names created. min_insync_replicas None:
+    the broker's default."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(dict(kafka_config))
@@ -59,7 +73,12 @@ def ensure_topics(
         return []
     futures = admin.create_topics(
         [
-            NewTopic(spec.name, num_partitions=partitions, replication_factor=replication_factor, config=spec.config)
+            NewTopic(
+                spec.name,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                config=topic_config(spec, min_insync_replicas),
+            )
             for spec in missing
         ],
         operation_timeout=timeout,

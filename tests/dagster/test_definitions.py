@@ -132,7 +132,16 @@ def test_resources_show_variable_names_never_values(monkeypatch: pytest.MonkeyPa
     from f2_platform.defs.analytics.resource import dbt_resource
     from f2_platform.defs.resources import resources
 
-    _only_f2(monkeypatch, {**SECRETS, "F2_DAGSTER_ENVIRONMENT": "prod", "F2_KAFKA_BOOTSTRAP_SERVERS": "k:9092"})
+    ca = "/etc/f2/kafka-ca.crt"
+    _only_f2(
+        monkeypatch,
+        {
+            **SECRETS,
+            "F2_DAGSTER_ENVIRONMENT": "prod",
+            "F2_KAFKA_BOOTSTRAP_SERVERS": "k:9092",
+            "F2_KAFKA_SSL_CA_LOCATION": ca,
+        },
+    )
     code = dg.Definitions(resources={**resources(), "dbt": dbt_resource()})
     snap = RepositorySnap.from_def(code.get_repository_def())
     serialized = serialize_value(snap)
@@ -145,6 +154,7 @@ def test_resources_show_variable_names_never_values(monkeypatch: pytest.MonkeyPa
         ("redis", "url"): "F2_REDIS_URL",
         ("kafka_admin", "bootstrap_servers"): "F2_KAFKA_BOOTSTRAP_SERVERS",
         ("kafka_admin", "sasl_password"): "F2_KAFKA_SASL_PASSWORD",
+        ("kafka_admin", "ssl_ca_location"): "F2_KAFKA_SSL_CA_LOCATION",
         ("dbt", "password"): "F2_DBT_PASSWORD",
     }
     for (resource, field), variable in named.items():
@@ -156,6 +166,7 @@ def test_resources_show_variable_names_never_values(monkeypatch: pytest.MonkeyPa
     context = dg.build_sensor_context(resources=resources())
     assert context.resources.timescale.resolved_dsn() == SECRETS["F2_TIMESERIES_DSN"]
     assert context.resources.kafka_admin.client_config()["sasl.password"] == SECRETS["F2_KAFKA_SASL_PASSWORD"]
+    assert context.resources.kafka_admin.client_config()["ssl.ca.location"] == ca
 
 
 def test_required_variables_fail_outside_local_and_fall_back_locally(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from f2_platform.stack.services import kraft_cluster_id
+from f2_platform.stack.kafka import kraft_cluster_id
 
 
 def test_kraft_cluster_ids_never_look_like_options_and_decode_to_16_bytes() -> None:

@@ -59,6 +59,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
             sasl_mechanism=env_var(conn, "kafka_sasl_mechanism"),
             sasl_username=env_var(conn, "kafka_sasl_username"),
             sasl_password=env_var(conn, "kafka_sasl_password"),
+            ssl_ca_location=env_var(conn, "kafka_ssl_ca_location"),
         ),
         "redis": RedisResource(url=env_var(conn, "redis_url", required=True)),
         "data_quality": DataQualityResource.from_settings(),

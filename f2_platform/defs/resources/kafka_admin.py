@@ -54,6 +54,7 @@ class KafkaAdminResource(dg.ConfigurableResource):
     sasl_mechanism: str | None = Field(default=None, description="F2_KAFKA_SASL_MECHANISM")
     sasl_username: str | None = Field(default=None, description="F2_KAFKA_SASL_USERNAME")
     sasl_password: str | None = Field(default=None, description="F2_KAFKA_SASL_PASSWORD")
+    ssl_ca_location: str | None = Field(default=None, description="F2_KAFKA_SSL_CA_LOCATION")
     timeout_s: float = 30.0
 
     def client_config(self) -> dict[str, str]:
@@ -64,6 +65,7 @@ class KafkaAdminResource(dg.ConfigurableResource):
             "sasl.mechanism": self.sasl_mechanism,
             "sasl.username": self.sasl_username,
             "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
         }
         conf.update({name: value for name, value in configured.items() if value is not None})
         return conf
