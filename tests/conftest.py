@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -17,16 +18,72 @@ from streaming.settings import ConnectionSettings
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    state_dir = make_state_dir("f2-test-stack-")
-    s = Stack(hermetic_stack_settings(state_dir))
+@contextmanager
+def hermetic_stack(prefix: str, kafka_brokers: int | None = None, kafka_tls: bool | None = None) -> Iterator[Stack]:
+    """A stack of its own, up for the block, then down and deleted. Kafka's shape unset: F2_STACK_KAFKA_BROKERS
+    and F2_STACK_KAFKA_TLS of the test run's environment, else one node in clear."""
+    state_dir = make_state_dir(prefix)
+    s = Stack(hermetic_stack_settings(state_dir, kafka_brokers=kafka_brokers, kafka_tls=kafka_tls))
     try:
         s.up()
         yield s
     finally:
         s.down()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def migrate_and_seed(connections: ConnectionSettings) -> ConnectionSettings:
+    """Every migration applied, the daemons' grants, and the sample registry loaded."""
+    from f2_platform.db.migrations import apply_grants, migrate
+    from f2_platform.registry.seed import seed_sample
+
+    migrate(connections.registry_dsn, "registry")
+    migrate(connections.timeseries_dsn, "timeseries")
+    assert apply_grants(connections.timeseries_dsn), "the stack did not create the daemons' roles"
+    seed_sample(connections.registry_dsn)
+    return connections
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with hermetic_stack("f2-test-stack-") as s:
+        yield s
+
+
+# --- Kafka as a three-node KRaft cluster (replication factor 3, min.insync.replicas 2) ---------------------
+@pytest.fixture(scope="session")
+def cluster_stack() -> Iterator[Stack]:
+    with hermetic_stack("f2-test-cluster-", kafka_brokers=3) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def cluster_migrated(cluster_stack: Stack) -> ConnectionSettings:
+    return migrate_and_seed(cluster_stack.env_settings())
+
+
+@pytest.fixture(scope="session")
+def cluster_env(cluster_stack: Stack) -> dict[str, str]:
+    return stack_environment(cluster_stack)
+
+
+# --- Kafka with SASL_SSL on its client listener (as in Kubernetes) -----------------------------------------
+@pytest.fixture(scope="session")
+def tls_stack() -> Iterator[Stack]:
+    """A stack whose Kafka speaks SASL_SSL (broker certificate from the stack's PKI); its environment names the
+    CA in F2_KAFKA_SSL_CA_LOCATION, so daemons started with `tls_env` connect over TLS."""
+    with hermetic_stack("f2-test-tls-", kafka_tls=True) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def tls_migrated(tls_stack: Stack) -> ConnectionSettings:
+    return migrate_and_seed(tls_stack.env_settings())
+
+
+@pytest.fixture(scope="session")
+def tls_env(tls_stack: Stack) -> dict[str, str]:
+    return stack_environment(tls_stack)
 
 
 @pytest.fixture(scope="session")
@@ -42,14 +99,7 @@ def stack_env(stack: Stack) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def migrated(connections: ConnectionSettings) -> ConnectionSettings:
     """The stack with every migration applied and the sample registry loaded."""
-    from f2_platform.db.migrations import apply_grants, migrate
-    from f2_platform.registry.seed import seed_sample
-
-    migrate(connections.registry_dsn, "registry")
-    migrate(connections.timeseries_dsn, "timeseries")
-    assert apply_grants(connections.timeseries_dsn), "the stack did not create the daemons' roles"
-    seed_sample(connections.registry_dsn)
-    return connections
+    return migrate_and_seed(connections)
 
 
 @pytest.fixture()

@@ -71,6 +71,8 @@ KAFKA_EXPECTED = {
     "controller.listener.names": "CONTROLLER",
     "auto.create.topics.enable": "false",
     "message.max.bytes": str(4 * 1024 * 1024),
+    "unclean.leader.election.enable": "false",
+    "default.replication.factor": "1",
     "min.insync.replicas": "1",
     "offsets.topic.replication.factor": "1",
     "offsets.topic.num.partitions": "10",
@@ -80,6 +82,16 @@ KAFKA_EXPECTED = {
     "group.initial.rebalance.delay.ms": "0",
     "log.retention.hours": "168",
     "log.segment.bytes": str(256 * 1024 * 1024),
+}
+# A cluster of three (F2_STACK_KAFKA_BROKERS=3): three copies of everything, two of them in sync for acks=all.
+KAFKA_CLUSTER_REPLICATION = {
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "offsets.topic.replication.factor": "3",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.min.isr": "2",
+    "share.coordinator.state.topic.replication.factor": "3",
+    "share.coordinator.state.topic.min.isr": "2",
 }
 # Settings that are each deployment's own: where things are, and how the broker authenticates its peers.
 MOSQUITTO_OWN = {"password_file", "acl_file", "persistence_location"}
@@ -226,7 +238,7 @@ def test_local_stack_and_compose_agree_on_every_limit_and_policy(stack: Stack, t
     assert "~f2:topology:*" in processor and "-@all" in processor and "+@all" not in processor
 
     # Kafka: server.properties of the running local broker, and Compose's env_file.
-    local_kafka = properties((stack.kafka.dir / "server.properties").read_text())
+    local_kafka = properties((stack.kafka.nodes[0].dir / "server.properties").read_text())
     env = properties((COMPOSE_DIR / "kafka" / "broker.env").read_text())
     compose_kafka = kafka_env_to_properties(env)
     for props in (local_kafka, compose_kafka):
@@ -235,6 +247,30 @@ def test_local_stack_and_compose_agree_on_every_limit_and_policy(stack: Stack, t
     assert_shared_equal(local_kafka, compose_kafka, KAFKA_OWN, "Kafka broker")
     # A raw record carries one MQTT message: the broker must take the largest one the MQTT broker accepts.
     assert int(local_kafka["message.max.bytes"]) > MQTT_MESSAGE_LIMIT
+
+
+@pytest.mark.integration
+def test_the_local_cluster_agrees_with_compose_on_everything_but_its_quorum_and_replication(
+    cluster_stack: Stack,
+) -> None:
+    compose = kafka_env_to_properties(properties((COMPOSE_DIR / "kafka" / "broker.env").read_text()))
+    s = cluster_stack.settings
+    voters = ",".join(f"{n}@127.0.0.1:{s.kafka_controller_port + 2 * (n - 1)}" for n in (1, 2, 3))
+    nodes = [properties((node.dir / "server.properties").read_text()) for node in cluster_stack.kafka.nodes]
+    assert len(nodes) == 3
+    for n, props in enumerate(nodes, start=1):
+        assert props["node.id"] == str(n)
+        assert props["controller.quorum.voters"] == voters
+        assert props["process.roles"] == "broker,controller"
+        assert props["listeners"] == (
+            f"SASL_PLAINTEXT://127.0.0.1:{s.kafka_port + 2 * (n - 1)},"
+            f"CONTROLLER://127.0.0.1:{s.kafka_controller_port + 2 * (n - 1)}"
+        )
+        assert {k: props.get(k) for k in KAFKA_CLUSTER_REPLICATION} == KAFKA_CLUSTER_REPLICATION
+        assert props["unclean.leader.election.enable"] == "false"
+        # Everything else is the one policy Compose's single node runs too.
+        assert_shared_equal(props, compose, KAFKA_OWN | {"node.id"} | set(KAFKA_CLUSTER_REPLICATION), f"node {n}")
+    assert len({props["log.dirs"] for props in nodes}) == 3, "each node keeps its data in a folder of its own"
 
 
 @pytest.mark.integration
