@@ -104,6 +104,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 )
 @click.option("--partitions", type=int, default=None, help="Kafka partitions of a hermetic stack's topics.")
 @click.option(
+    "--kafka-brokers",
+    type=click.Choice(["1", "3"]),
+    default="1",
+    show_default=True,
+    help="Kafka nodes of the hermetic stack: 3 runs a KRaft cluster (replication factor 3, min.insync.replicas 2).",
+)
+@click.option(
     "--profile",
     is_flag=True,
     help="Profile each measured window: the daemons with py-spy, PostgreSQL's processes with perf (as root).",
@@ -125,6 +132,7 @@ def bench(
     backpressure_stop: float,
     broker_warmup: float,
     partitions: int | None,
+    kafka_brokers: str,
     profile: bool,
     force: bool,
 ) -> None:
@@ -149,6 +157,7 @@ def bench(
         backpressure_stop_s=backpressure_stop,
         broker_warmup_max_s=broker_warmup,
         kafka_partitions=partitions,
+        kafka_brokers=int(kafka_brokers),
         profile=profile,
         force=force,
     )

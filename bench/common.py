@@ -15,7 +15,7 @@ from bench.config import TARGETS, BenchConfig
 from bench.daemons import bench_daemon
 from bench.fleet import LoadEndpoint, load_endpoints, seed_bench_fleet
 from bench.model import ProcessUsage, StageResult
-from bench.monitor import Monitor, jit_compiler_cpu_s, metric_sum, parse_metrics
+from bench.monitor import Monitor, kafka_jit_cpu_s, metric_sum, parse_metrics
 from bench.stackenv import BenchStack
 from f2_platform.stack.daemons import DaemonProcess
 from streaming.settings import ConnectionSettings
@@ -100,8 +100,9 @@ class Run:
         m = Monitor(self.config.sample_interval_s)
         for name, pid in self.bs.service_pids().items():
             m.track(name, "service", pid, tree=name == "postgres")
-            if name == "kafka":
-                m.counter(KAFKA_JIT, partial(jit_compiler_cpu_s, pid))
+        kafka = self.bs.kafka_pids()
+        if kafka:
+            m.counter(KAFKA_JIT, partial(kafka_jit_cpu_s, kafka))
         m.track("bench", "bench", os.getpid())
         return m
 

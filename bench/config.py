@@ -71,6 +71,8 @@ class BenchConfig:
     profile: bool = False
     profile_rate_hz: int = 100
     kafka_partitions: int | None = None  # None: the stack's default
+    # Kafka nodes of a hermetic stack: 1, or 3 for the KRaft cluster (replication factor 3, min.insync.replicas 2).
+    kafka_brokers: int = 1
     # Each sample scrapes every daemon's /metrics: a processor renders one series per controller, and at
     # 0.5 s the scrapes took about a tenth of its CPU (Prometheus scrapes every 15 s).
     sample_interval_s: float = 1.0
@@ -91,6 +93,13 @@ class BenchConfig:
             raise ValueError("duration and the sinks' stop must be positive, the warm-ups not negative")
         if not all(0 < level <= 1.5 for level in self.levels):
             raise ValueError("levels are fractions of the sustained maximum, e.g. 0.25,0.5,0.9")
+        if self.kafka_brokers not in (1, 3):
+            raise ValueError("--kafka-brokers: 1, or 3 for a KRaft cluster")
+        if self.use_running_stack and self.kafka_brokers != 1:
+            raise ValueError(
+                "--kafka-brokers shapes the hermetic stack a run starts; the running stack keeps its own "
+                "(F2_STACK_KAFKA_BROKERS when it was set up)"
+            )
         for name in ("controllers", "publishers", "bridges", "processors", "sinks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

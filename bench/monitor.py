@@ -74,6 +74,13 @@ def jit_compiler_cpu_s(pid: int) -> float | None:
     return ticks / _CLOCK_TICKS if found else None
 
 
+def kafka_jit_cpu_s(pids: list[int]) -> float | None:
+    """The JIT compiler CPU seconds of every Kafka node together (one, or three of a cluster); None when none
+    of them can be read."""
+    values = [v for v in (jit_compiler_cpu_s(pid) for pid in pids) if v is not None]
+    return sum(values) if values else None
+
+
 @dataclass
 class Tracked:
     name: str

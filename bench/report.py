@@ -53,7 +53,8 @@ def markdown(result: BenchResult, charts: Sequence[str] = (THROUGHPUT_PNG, LATEN
         f"{'a hermetic stack started for the run' if cfg.get('hermetic') else 'the running stack'}; "
         f"fleet of {cfg.get('controllers')} controllers; {cfg.get('publishers')} publisher process(es); "
         f"{cfg.get('bridges')} bridge, {cfg.get('processors')} processor, "
-        f"{cfg.get('sinks')} sink process(es).",
+        f"{cfg.get('sinks')} sink process(es); Kafka: {cfg.get('kafka_brokers', 1)} node(s), "
+        f"{cfg.get('kafka_partitions')} partitions per topic.",
         "",
     ]
     lines += [f"> {note}" for note in result.notes] + ([""] if result.notes else [])

@@ -69,11 +69,13 @@ def run_bench(config: BenchConfig, say: Say = print, stack: Stack | None = None)
         context = nullcontext(prepare(stack, hermetic=False))
     else:
         if not config.use_running_stack:
-            say("starting a hermetic stack (PostgreSQL+TimescaleDB, Redis, Kafka, Mosquitto) ...")
-        context = bench_stack(config.use_running_stack, config.kafka_partitions, say)
+            kafka = "Kafka" if config.kafka_brokers == 1 else f"a {config.kafka_brokers}-node Kafka cluster"
+            say(f"starting a hermetic stack (PostgreSQL+TimescaleDB, Redis, {kafka}, Mosquitto) ...")
+        context = bench_stack(config.use_running_stack, config.kafka_partitions, say, config.kafka_brokers)
     with context as bs:
         result.config["hermetic"] = bs.hermetic
         result.config["kafka_partitions"] = bs.stack.settings.kafka_partitions
+        result.config["kafka_brokers"] = bs.stack.kafka.shape.brokers
         run = Run(bs, config, raw_dir, say)
         if not bs.hermetic:
             _preflight(run)

@@ -27,6 +27,10 @@ class BenchStack:
     def work_dir(self) -> Path:
         return self.stack.settings.state_dir
 
+    def kafka_pids(self) -> list[int]:
+        """The running Kafka nodes' pids (one, or three of a cluster)."""
+        return [pid for name, pid in self.service_pids().items() if name.startswith("kafka")]
+
     def service_pids(self) -> dict[str, int]:
         pids = {}
         for service in self.stack.services:
@@ -53,7 +57,10 @@ def prepare(stack: Stack, hermetic: bool) -> BenchStack:
 
 @contextmanager
 def bench_stack(
-    use_running: bool, partitions: int | None = None, say: Callable[[str], None] | None = None
+    use_running: bool,
+    partitions: int | None = None,
+    say: Callable[[str], None] | None = None,
+    kafka_brokers: int = 1,
 ) -> Iterator[BenchStack]:
     """A prepared stack for one run; a hermetic one is torn down (and its folder removed) afterwards."""
     if use_running:
@@ -61,7 +68,7 @@ def bench_stack(
         return
     state_dir = make_state_dir("f2-bench-")
     default_partitions = int(StackSettings.model_fields["kafka_partitions"].default)
-    stack = Stack(hermetic_stack_settings(state_dir, partitions or default_partitions))
+    stack = Stack(hermetic_stack_settings(state_dir, partitions or default_partitions, kafka_brokers=kafka_brokers))
     try:
         stack.up(say or (lambda _: None))
         yield prepare(stack, hermetic=True)

@@ -13,7 +13,7 @@ import time
 
 from bench.common import Run
 from bench.config import PORTFOLIO_FRAMES_PER_S
-from bench.monitor import jit_compiler_cpu_s
+from bench.monitor import kafka_jit_cpu_s
 from bench.stages import claim_pipeline, publishers, skip_pipeline_to_end
 from f2_platform.stack.daemons import start_all, stop_all
 
@@ -26,8 +26,8 @@ CHECK_EVERY_S = 5.0
 def warm_up_broker(run: Run) -> str:
     """Run the pipeline until the broker's JIT compiler is quiet; a line for the results' notes."""
     cfg = run.config
-    pid = run.bs.service_pids().get("kafka")
-    if pid is None or jit_compiler_cpu_s(pid) is None:
+    pids = run.bs.kafka_pids()
+    if not pids or kafka_jit_cpu_s(pids) is None:
         return "broker warm-up skipped: the Kafka broker's JIT compiler threads cannot be read on this machine"
     claim_pipeline(run)
     daemons = (
@@ -36,7 +36,7 @@ def warm_up_broker(run: Run) -> str:
     pubs = publishers(run, rate_per_s=PORTFOLIO_FRAMES_PER_S)
     started = time.monotonic()
     quiet_for = 0.0
-    last = jit_compiler_cpu_s(pid) or 0.0
+    last = kafka_jit_cpu_s(pids) or 0.0
     first = last
     cores = 0.0
     try:
@@ -45,7 +45,7 @@ def warm_up_broker(run: Run) -> str:
         pubs.begin()
         while True:
             run.sleep(CHECK_EVERY_S, daemons)
-            now = jit_compiler_cpu_s(pid) or last
+            now = kafka_jit_cpu_s(pids) or last
             cores = (now - last) / CHECK_EVERY_S
             last = now
             quiet_for = quiet_for + CHECK_EVERY_S if cores < QUIET_CORES else 0.0

@@ -122,3 +122,31 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
     for chart in (THROUGHPUT_PNG, LATENCY_PNG):
         assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"[{chart}]({chart})" in table
+
+
+def test_the_end_to_end_stage_runs_on_the_kafka_cluster(cluster_stack, cluster_migrated, tmp_path) -> None:
+    """`f2 bench --kafka-brokers 3 --stages e2e` in miniature, on the session's three-node cluster."""
+    config = BenchConfig(
+        duration_s=2.0,
+        warmup_s=1.0,
+        stages=("e2e",),
+        output_dir=tmp_path,
+        controllers=20,
+        publishers=1,
+        levels=(0.5,),
+        backlog_frames=3000,
+        drain_timeout_s=60,
+        broker_warmup_max_s=4.0,
+        sample_interval_s=0.25,
+        force=True,
+    )
+    result = run_bench(config, say=print, stack=cluster_stack)
+
+    assert result.config["kafka_brokers"] == 3
+    (e2e,) = result.stages
+    assert e2e.error is None, e2e.error
+    assert e2e.reconciliations and all(rec.ok for rec in e2e.reconciliations.values())
+    assert e2e.latency[0].reconciliation is not None and e2e.latency[0].reconciliation.ok
+    services = {p.name for p in e2e.processes if p.role == "service"}
+    assert {"kafka-1", "kafka-2", "kafka-3", "kafka: of which its JIT compiler"} <= services, services
+    assert "Kafka: 3 node(s)" in (tmp_path / MARKDOWN_NAME).read_text()
