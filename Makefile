@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # How much past traffic `make demo` sends through the pipeline and materializes first (once per state folder).
 DEMO_HISTORY ?= 24h
 
-.PHONY: provision demo test lint typecheck unit stop clean
+.PHONY: provision demo test lint typecheck unit stop clean screenshots
 
 provision:
 	@scripts/provision.sh
@@ -30,3 +30,7 @@ typecheck: provision
 
 stop:
 	@$(RUN) f2 demo down
+
+# The pictures in README.md and docs/ (docs/images/*.png), from the running demo (make demo first).
+screenshots:
+	@$(RUN) python scripts/screenshots.py

@@ -99,21 +99,19 @@ def _checks(tally: dict[str, Any]) -> str:
 def where_to_click(dagster_url: str, with_history: bool) -> list[str]:
     lines = [
         f"Where to click in Dagster, {dagster_url} (it answers once the code location has loaded, about a minute):",
-        "  Lineage (top bar): the real-time path's Kafka topics and decoded_data feeding the aggregates and reports",
+        "  Lineage (left): the Kafka topics and decoded_data feeding the aggregates, the report and storage policy",
     ]
     if with_history:
         lines += [
             "  Catalog > readings_hourly > Partitions: the loaded hours, materialized",
-            "  Catalog > readings_hourly > Checks: aggregate_integrity, plausible_values, completeness per hour",
+            "  Catalog > readings_hourly > Checks: aggregate_integrity, plausible_values, completeness of each hour",
             "  Catalog > readings_daily > Checks: completeness, gaps, stuck sensors, silent devices of the day",
-            "  Catalog > data_quality_report > Overview: the latest materialization's report_html is the report",
-            "  Catalog > readings_hourly > Plots: rows and samples per partition; Runs: the history's runs",
-            "  (tag f2/trigger=demo-history)",
+            "  Catalog > data_quality_report > Overview: the day's summary; report_html is the page to open",
+            "  Catalog > readings_hourly > Overview > Metadata > Plots: rows and samples per partition",
+            "  Runs: the history's runs (tag f2/trigger=demo-history)",
         ]
     else:
-        lines.append(
-            "  The first hourly aggregate appears at five past the next hour (make demo loads history at once)"
-        )
+        lines.append("  the first hourly aggregate appears at five past the next hour (--history 24h loads past hours)")
     return lines
 
 
