@@ -14,7 +14,15 @@ import psycopg
 
 from streaming.decoding.events import PRESENCE, SEEN, STATE
 from streaming.sink.event_rows import EventRow, Presence, apply_seen
-from streaming.sink.event_sql import INSERT_EVENTS_SQL, LOCK_PRESENCE_SQL, OFFLINE_SQL, PRESENCE_SQL, RECOMPUTE_SQL
+from streaming.sink.event_sql import (
+    CORRECT_MANY_SQL,
+    CORRECT_SQL,
+    INSERT_EVENTS_SQL,
+    LOCK_PRESENCE_SQL,
+    OFFLINE_SQL,
+    ORDER_SQL,
+    PRESENCE_SQL,
+)
 from streaming.sink.sql import (
     COPY_BINARY_SQL,
     COPY_SQL,
@@ -24,6 +32,9 @@ from streaming.sink.sql import (
     LATEST_SQL,
     UPSERT_SQL,
 )
+
+# Up to this many stale rows are corrected one key at a time (each a primary-key probe); more in one join.
+_CORRECT_ONE_BY_ONE = 50
 
 
 @dataclass
@@ -91,14 +102,23 @@ def write_events(db: psycopg.Connection, events: Sequence[EventRow]) -> EventsSt
     if rows:
         columns = _columns([e[:13] for e in rows], 13)
         affected: list[tuple[str, int, str, object]] = []
-        for mac, connector, component, kind, first, count in db.execute(INSERT_EVENTS_SQL, columns).fetchall():
+        for mac, connector, component, kind, first, count, in_order, states in db.execute(
+            INSERT_EVENTS_SQL, columns
+        ).fetchall():
             stored.inserted[kind] += count
-            if kind == STATE:
+            stored.states = states
+            if kind == STATE and not in_order:
                 affected.append((mac, connector, component, first))
         if affected:
-            result = db.execute(RECOMPUTE_SQL, _columns(affected, 4)).fetchone()
-            assert result is not None
-            stored.corrected, stored.states = result
+            ordered = db.execute(ORDER_SQL, _columns(affected, 4)).fetchall()
+            stored.states += int(ordered[0][0])
+            stale = [row[1:] for row in ordered if row[3] is not None]
+            if len(stale) > _CORRECT_ONE_BY_ONE:
+                db.execute(CORRECT_MANY_SQL, _columns(stale, 6))
+            elif stale:
+                with db.cursor() as cur:
+                    cur.executemany(CORRECT_SQL, stale)
+            stored.corrected = len(stale)
     seen = [e for e in events if e.kind == SEEN]
     if seen:
         stored.heartbeats = len(seen)

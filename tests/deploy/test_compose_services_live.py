@@ -305,11 +305,13 @@ def test_redis_users_have_only_their_rights(secrets_dir: Path, redis_port: int) 
 # --- PostgreSQL: grants.sql, in a transaction that is rolled back -------------------------------------------
 def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
     from streaming.sink.event_sql import (
+        CORRECT_MANY_SQL,
+        CORRECT_SQL,
         INSERT_EVENTS_SQL,
         LOCK_PRESENCE_SQL,
         OFFLINE_SQL,
+        ORDER_SQL,
         PRESENCE_SQL,
-        RECOMPUTE_SQL,
     )
     from streaming.sink.sql import LATEST_MERGE_SQL, LATEST_SQL, STAGING_DDL, UPSERT_SQL
 
@@ -349,10 +351,13 @@ def test_grants_give_each_role_only_what_it_needs(migrated) -> None:
             # Events: the sink's own statements, as its role, on rows of a MAC no controller has.
             allowed(
                 "f2_sink",
-                *(sql.replace("%s", "NULL") for sql in (INSERT_EVENTS_SQL, RECOMPUTE_SQL, PRESENCE_SQL)),
+                *(
+                    sql.replace("%s", "NULL")
+                    for sql in (INSERT_EVENTS_SQL, ORDER_SQL, CORRECT_SQL, CORRECT_MANY_SQL, PRESENCE_SQL)
+                ),
                 LOCK_PRESENCE_SQL.replace("%s", "ARRAY['ffff00000001']"),
                 OFFLINE_SQL,
-                "INSERT INTO device_events (\"time\", controller_mac, connector, component, kind, state) "
+                'INSERT INTO device_events ("time", controller_mac, connector, component, kind, state) '
                 "VALUES ('2024-01-01T00:00:00Z', 'ffff00000001', 1, 'strike-1', 'state', 'powered')",
                 "UPDATE device_events SET previous_state = 'x' WHERE controller_mac = 'ffff00000001'",
                 "INSERT INTO component_states VALUES ('ffff00000001', 1, 'strike-1', NULL, NULL, 'powered', "

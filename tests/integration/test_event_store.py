@@ -149,6 +149,38 @@ def test_a_late_event_recomputes_its_successors_and_the_current_state(
     assert_matches(sink, mac, [*written, (t[1], "open"), (T0 - timedelta(days=3), "open")])
 
 
+def test_events_after_the_stored_tail_continue_its_run_without_corrections(
+    sink: psycopg.Connection, macs: list[str]
+) -> None:
+    mac = new_mac()
+    macs.append(mac)
+    t = [T0 + timedelta(seconds=s, microseconds=7) for s in (0, 10, 25, 31, 40, 52, 60)]
+    written = [(t[0], "closed"), (t[1], "closed")]
+    write_batch(sink, b"", events=[state(mac, at, st) for at, st in written])
+    # All newer than the stored latest: the closed run of t0 goes on, then changes twice, within one batch.
+    batch = [(t[2], "closed"), (t[3], "open"), (t[4], "open"), (t[5], "closed")]
+    _, stored = store_batch(sink, b"", events=[state(mac, at, st) for at, st in reversed(batch)])
+    assert stored.inserted == {"state": 4} and stored.corrected == 0 and stored.states == 1
+    assert_matches(sink, mac, written + batch)
+    # One more on its own, after the new tail.
+    _, stored = store_batch(sink, b"", events=[state(mac, t[6], "closed")])
+    assert stored.corrected == 0
+    assert_matches(sink, mac, [*written, *batch, (t[6], "closed")])
+
+
+def test_a_late_event_inside_a_long_run_corrects_the_rest_of_the_run(sink: psycopg.Connection, macs: list[str]) -> None:
+    mac = new_mac()
+    macs.append(mac)
+    run = [(T0 + timedelta(seconds=10 * i), "closed") for i in range(120)] + [(T0 + timedelta(seconds=1300), "open")]
+    write_batch(sink, b"", events=[state(mac, at, st) for at, st in run])
+    late = (T0 + timedelta(seconds=15), "open")
+    _, stored = store_batch(sink, b"", events=[state(mac, *late)])
+    # The closed event at 20 s now follows it; the 117 closed events after that belong to a run that starts at
+    # 20 s, no longer at 0 s; and the open at the end follows that run: 119 rows change.
+    assert stored.corrected == 119
+    assert_matches(sink, mac, [*run, late])
+
+
 def test_any_arrival_order_and_batching_gives_the_stored_orders_states(
     sink: psycopg.Connection, macs: list[str]
 ) -> None:
