@@ -101,15 +101,16 @@ LEFT JOIN tails t
 GROUP BY st.controller_mac, st.connector, st.component, st.kind
 """
 
-# For each component that received state events (arrays: MAC, connector, component, its earliest new event's
-# time), its state events from that time on in time order, each with the previous state and duration the stored
-# order gives it now: anchored on the component's event before that time (its state, and the start of its run
-# from its stored values), a state change starts a run, and an event's duration counts from the start of the run
-# of the event before it. A late event changes its successor's values and the durations of the rest of that
-# run; those rows are returned (usually none: events arrive in order and INSERT_EVENTS_SQL computed theirs)
-# for CORRECT_SQL. The latest event of each component sets its component_states row. Reads the events
-# INSERT_EVENTS_SQL wrote (an earlier statement of the transaction). One row at least: the first column is
-# the number of component_states rows written, the others (null when nothing is stale) a row to correct.
+# For each component whose new state events did not all follow its stored latest (arrays: MAC, connector,
+# component, its earliest new event's time), its state events from that time on in time order, each with the
+# previous state and duration the stored order gives it now: anchored on the component's event before that
+# time (its state, and the start of its run from its stored values), a state change starts a run, and an
+# event's duration counts from the start of the run of the event before it. A late event changes its
+# successor's values and the durations of the rest of that run; those rows are returned for CORRECT_SQL (none
+# for a component's first events, whose values INSERT_EVENTS_SQL computed, unless several came in one batch).
+# The latest event of each component sets its component_states row. Reads the events INSERT_EVENTS_SQL wrote
+# (an earlier statement of the transaction). One row at least: the first column is the number of
+# component_states rows written, the others (null when nothing is stale) a row to correct.
 ORDER_SQL = """
 WITH affected AS (
     SELECT * FROM unnest(%s::text[], %s::smallint[], %s::text[], %s::timestamptz[])
