@@ -4,6 +4,7 @@ demo prints (the activation first, then the exports a new shell needs to find a 
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -67,7 +68,12 @@ def test_the_record_survives_a_round_trip(tmp_path: Path) -> None:
         read_record(tmp_path)
 
 
-def test_exports_name_only_what_differs_from_the_defaults() -> None:
+def test_exports_name_only_what_differs_from_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suite's own stack runs off the defaults (its ports are in the environment): settings read here must not
+    # see them, or every port would differ.
+    for name in list(os.environ):
+        if name.startswith("F2_STACK_") or name == "F2_STATE_DIR":
+            monkeypatch.delenv(name)
     assert stack_exports(StackSettings(state_dir=StackSettings.model_fields["state_dir"].default)) == {}
     exports = stack_exports(StackSettings(state_dir=Path("/tmp/demo"), postgres_port=25432, kafka_heap="256m"))
     assert exports == {"F2_STATE_DIR": "/tmp/demo", "F2_STACK_POSTGRES_PORT": "25432"}
