@@ -1,10 +1,18 @@
 """Reprocessing after a registry fix: raw records published to f2.raw as the bridge writes them are
-re-decoded for one device and one window; the stored readings and their aggregates change there only."""
+re-decoded for one device and one window; the stored readings and their aggregates change there only.
+
+The test owns what it reads and changes: a controller with a random MAC, its two devices and a template of its
+own (the decimals mistake and its fix touch no other device), so neither what other tests published to f2.raw
+nor what they left in the registry or decoded_data changes its figures, in whatever order the tests run. Its
+readings stay in decoded_data: their device ids are this run's alone, and a DELETE would fail on a full-edition
+server once their chunk is compressed."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -13,7 +21,8 @@ import pytest
 from confluent_kafka import Producer
 
 from f2_platform.defs.reprocessing.followup_sensor import reprocess_followup_sensor
-from f2_platform.registry.seed import seed_sample
+from f2_platform.registry.sample import TEMPLATES, WiringSpec
+from f2_platform.registry.seed import seed_fleet
 from simulator.endpoints import device_time
 from simulator.frames import encode_frame
 from streaming.decoding.decoded_format import rfc3339_from_us
@@ -36,7 +45,6 @@ from tests.dagster.conftest import (
 pytestmark = pytest.mark.integration
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-MAC = "aabbccddee01"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -50,22 +58,36 @@ def set_decimals(dsn: str, datapoint_id: int, decimals: int) -> None:
 
 
 @pytest.fixture()
-def sample_wiring(migrated) -> Iterator[tuple[WiredDevice, WiredDevice]]:
-    """Living Room and Hallway Env as the seeded registry has them; the sample registry is restored after."""
-    store = RegistryStore(migrated.registry_dsn)
-    _, topology = store.load(MAC)
-    store.close()
-    assert topology is not None
-    try:
-        yield topology.wired[(1, 1)], topology.wired[(1, 2)]
-    finally:
-        seed_sample(migrated.registry_dsn)
+def own_wiring(migrated) -> Iterator[tuple[str, WiredDevice, WiredDevice]]:
+    """A controller of this test (random MAC) with two devices of a template of its own, a copy of ENV-S1:
+    (MAC, the device at J1 position 1, the one at position 2); removed from the registry afterwards."""
+    mac = "e9" + uuid.uuid4().hex[:10]
+    env = next(t for t in TEMPLATES if t.name == "ENV-S1")
+    template = replace(env, name=f"ENV-S1 reprocess {mac}")
+    controller_template = next(t for t in TEMPLATES if t.name == "F2 Controller")
+    wiring = [WiringSpec(mac, 1, p, f"Env {p} {mac}", template.name) for p in (1, 2)]
+    with psycopg.connect(migrated.registry_dsn, autocommit=True) as reg:
+        with reg.transaction():
+            seed_fleet(reg, [(f"Controller {mac}", mac)], wiring, [template, controller_template])
+        store = RegistryStore(migrated.registry_dsn)
+        try:
+            _, topology = store.load(mac)
+        finally:
+            store.close()
+        try:
+            assert topology is not None
+            yield mac, topology.wired[(1, 1)], topology.wired[(1, 2)]
+        finally:
+            ids = [w.device_id for w in topology.wired.values()] if topology is not None else []
+            reg.execute('DELETE FROM "VtDevice".devices WHERE macaddress = %s', (mac,))  # cascades to its pins
+            reg.execute('DELETE FROM "VtDevice".devices WHERE deviceid = ANY(%s)', (ids,))
+            reg.execute('DELETE FROM "VtDevice".devicetemplates WHERE name = %s', (template.name,))
 
 
-def test_decimals_fix_corrects_the_chosen_window_only(migrated, ts, code_location, instance, sample_wiring) -> None:
-    living, hallway = sample_wiring
+def test_decimals_fix_corrects_the_chosen_window_only(migrated, ts, code_location, instance, own_wiring) -> None:
+    mac, living, hallway = own_wiring
     temperature = next(dp for dp in living.datapoints if dp.label == "Temperature")
-    assert temperature.decimals == 2  # the correct value, as seeded
+    assert temperature.decimals == 2  # the correct value, as ENV-S1 has it
     # The mistake while the readings arrived: Temperature with three decimals.
     set_decimals(migrated.registry_dsn, temperature.datapoint_id, 3)
 
@@ -92,13 +114,13 @@ def test_decimals_fix_corrects_the_chosen_window_only(migrated, ts, code_locatio
                 received = at + timedelta(seconds=1)
                 producer.produce(
                     topics.RAW,
-                    key=MAC.encode(),
+                    key=mac.encode(),
                     value=payload,
                     timestamp=int(received.timestamp() * 1000),
                     headers=[
                         (
                             topics.H_MQTT_TOPIC,
-                            build_topic("tele", MAC, "sensor-mode", 1, f"sensor-{position}").encode(),
+                            build_topic("tele", mac, "sensor-mode", 1, f"sensor-{position}").encode(),
                         ),
                         (topics.H_RECEIVED_AT, rfc3339_from_us(micros(received)).encode()),
                     ],

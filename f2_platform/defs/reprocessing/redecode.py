@@ -19,8 +19,12 @@ TopologyLoader = Callable[[str], ControllerTopology | None]
 
 
 class Redecoder:
-    """Records that still cannot be decoded are counted by reason: the processor already dead-lettered them
-    when they first arrived."""
+    """Only the window's records count: a record is in scope when its device timestamp lies in the window and
+    the registry wires one of the chosen devices at its topic. In-scope records that still cannot be decoded
+    are counted by reason (the processor already dead-lettered them when they first arrived). Everything else
+    read from f2.raw (other devices, other times, records whose topic, payload or controller cannot be
+    resolved, so that they belong to no chosen device) is skipped uncounted: what other traffic holds never
+    shows in a run's figures."""
 
     def __init__(self, window: Window, load_topology: TopologyLoader, max_payload_bytes: int) -> None:
         self.window = window
@@ -39,15 +43,12 @@ class Redecoder:
 
     def readings(self, record: Message) -> list[Reading]:
         self.records += 1
-        try:
-            return self._decode(record)
-        except DecodeError as exc:
-            self.failures[exc.reason] += 1
-            return []
-
-    def _decode(self, record: Message) -> list[Reading]:
         mqtt_topic = header(record.headers(), topics.H_MQTT_TOPIC)
-        resolved = resolve_record(mqtt_topic, record.value() or b"", self.topology, self.max_payload_bytes)
+        try:
+            resolved = resolve_record(mqtt_topic, record.value() or b"", self.topology, self.max_payload_bytes)
+        except DecodeError:
+            # No timestamp, or no wired device at its topic: it is none of the chosen devices' records.
+            return []
         if resolved.device is None:
             # A status or reader message of a component the registry does not know: events only, no readings.
             return []
@@ -56,4 +57,8 @@ class Redecoder:
         if resolved.device.device_id not in self.window.device_ids:
             return []
         self.in_scope += 1
-        return readings_of(resolved)
+        try:
+            return readings_of(resolved)
+        except DecodeError as exc:
+            self.failures[exc.reason] += 1
+            return []
