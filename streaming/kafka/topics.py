@@ -10,6 +10,8 @@ DECODED = "f2.decoded"
 LATEST = "f2.latest"
 DEADLETTER = "f2.deadletter"
 EVENTS = "f2.events"
+# The bridges' durable counts of the MQTT messages they received (streaming/bridge_counts.py).
+BRIDGE_COUNTS = "f2.bridge.counts"
 
 # Header names on raw and dead-letter records.
 H_MQTT_TOPIC = "f2.mqtt.topic"
@@ -43,6 +45,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     # Access, alarm and presence events, keyed by controller MAC (a controller's events stay in order); the
     # sink's second input. Never compacted: every event is a row of its own.
     TopicSpec(EVENTS, {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
+    # One small record per bridge produce batch: what it received, by receive hour and controller; read by
+    # the hourly reconciliation (f2_platform/reconciliation). Kept as long as the dead letters.
+    TopicSpec(BRIDGE_COUNTS, {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
 )
 
 
