@@ -11,6 +11,11 @@ token), with the header f2.redacted naming the key. The token never reaches Kafk
 
 One thread does everything: each step reads what the socket holds, produces it, serves Kafka's delivery
 reports and writes the PUBACKs they made due in one send (streaming/mqtt/session.py).
+
+Durable counts: each produce batch (the messages of one socket read) also produces one small record to
+f2.bridge.counts with the batch's messages per controller (streaming/bridge_counts.py), and a message's
+PUBACK waits until its batch's counts record is confirmed too. So every acknowledged message is counted, and
+a message redelivered after a crash is counted again, exactly like its duplicate raw record.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streaming.bridge_counts import encode_counts
 from streaming.credentials import OUTCOMES, CredentialKey, CredentialKeyError, redact_credentials
 from streaming.kafka import topics
 from streaming.mqtt.session import MqttSession, SessionOptions
@@ -38,6 +44,7 @@ SUBSCRIPTIONS = ("tele/+/+/+/+", "stat/+/+/+/+")
 # Distinct topics are bounded by the fleet; the cap only bounds what a flood of odd topics can hold.
 _MAX_CACHED_KEYS = 100_000
 _KAFKA_CHECK_S = 15.0
+_ALL_COUNTED = 1 << 62
 # sysexits.h EX_CONFIG: the worker cannot run with these settings (the supervisor does not restart it).
 EXIT_CONFIG = 78
 
@@ -110,6 +117,15 @@ class Bridge:
         # and connection; while any are here the socket is not read (the broker holds the rest).
         self._backlog: list[Publish] = []
         self._backlog_meta = (b"", 0)
+        # Durable counts: produce batches are numbered; a delivered message is acknowledged once every
+        # batch up to its own has its counts record confirmed (batches below _counted_below).
+        self._counts_key = settings.client_id.encode()
+        self._batch = 0
+        self._batch_of: dict[int, int] = {}  # packet id -> batch of its message (packet ids are per flight)
+        self._uncounted: dict[int, bytes] = {}  # batch -> its counts record, until Kafka confirms it
+        self._counts_to_send: list[int] = []  # batches whose counts record is still to be produced (again)
+        self._counted_below = _ALL_COUNTED
+        self._deferred: list[tuple[int, int, int]] = []  # (batch, connection, packet id) delivered, not counted
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
@@ -122,6 +138,8 @@ class Bridge:
     def step(self) -> None:
         producer, session = self.producer, self.session
         assert producer is not None and session is not None
+        if self._counts_to_send:
+            self._send_counts()
         if self._failed:
             self._produce_failed()
         if self._backlog:
@@ -147,11 +165,13 @@ class Bridge:
         assert producer is not None and session is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self._counts_to_send:
+                self._send_counts()
             if self._failed:
                 self._produce_failed()
             if self._backlog:
                 self._produce_backlog()
-            if not (len(producer) or self._failed or self._backlog):
+            if not (len(producer) or self._failed or self._backlog or self._counts_to_send):
                 break
             producer.poll(0.1)
             session.flush()
@@ -187,6 +207,9 @@ class Bridge:
             callbacks.clear()
             self._callbacks_connection = connection
         h_topic, h_received, raw = topics.H_MQTT_TOPIC, topics.H_RECEIVED_AT, topics.RAW
+        self._batch += 1
+        batch, batch_of = self._batch, self._batch_of
+        counts: dict[str | None, int] = {}
         for i, msg in enumerate(publishes):
             topic = msg.topic
             try:
@@ -211,7 +234,49 @@ class Bridge:
                 # Kafka is slow or away: hold the rest and stop reading the socket until there is room.
                 self._backlog = publishes[i:]
                 self._backlog_meta = (received_at, connection)
+                break
+            counts[key] = counts.get(key, 0) + 1
+            batch_of[msg.packet_id] = batch
+        if counts:
+            # Delivery reports are served by poll() only, after this: no message of the batch can be
+            # acknowledged before its counts record is outstanding.
+            if not self._uncounted:
+                self._counted_below = batch
+            self._uncounted[batch] = encode_counts(self.settings.client_id, received_at, counts)
+            self._counts_to_send.append(batch)
+            self._send_counts()
+
+    def _send_counts(self) -> None:
+        assert self.producer is not None
+        pending, self._counts_to_send = self._counts_to_send, []
+        for n, batch in enumerate(pending):
+            try:
+                self.producer.produce(
+                    topics.BRIDGE_COUNTS,
+                    value=self._uncounted[batch],
+                    key=self._counts_key,
+                    on_delivery=partial(self._on_counted, batch),
+                )
+            except BufferError:
+                self._counts_to_send = pending[n:]
                 return
+
+    def _on_counted(self, batch: int, err: KafkaError | None, record: Message) -> None:
+        if err is not None:
+            self._last_kafka_error = str(err)
+            ERRORS.labels(DAEMON, "kafka-delivery").inc()
+            log.warning("Kafka delivery of a counts record failed (%s); retrying", err)
+            self._counts_to_send.append(batch)
+            return
+        del self._uncounted[batch]
+        self._counted_below = min(self._uncounted) if self._uncounted else _ALL_COUNTED
+        if self._deferred:
+            below, waiting, self._deferred = self._counted_below, self._deferred, []
+            for item in waiting:
+                if item[0] < below:
+                    self._ack(item[1], item[2])
+                else:
+                    self._deferred.append(item)
 
     def _produce_redacted(self, msg: Publish, key: str | None, received_at: bytes, on_delivery: partial[None]) -> None:
         """A reader's message: its payload's credential-free form, never the payload (BufferError as produce)."""
@@ -272,7 +337,11 @@ class Bridge:
             return
         self._delivered += 1
         if packet_id:
-            self._ack(connection, packet_id)
+            batch = self._batch_of.get(packet_id, 0)
+            if batch < self._counted_below:
+                self._ack(connection, packet_id)
+            else:
+                self._deferred.append((batch, connection, packet_id))
 
     def _count_delivered(self) -> None:
         now = time.monotonic()
