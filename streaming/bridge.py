@@ -30,11 +30,21 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streaming.bridge_counts import encode_counts
 from streaming.credentials import OUTCOMES, CredentialKey, CredentialKeyError, redact_credentials
+from streaming.errors import ConfigurationError, MqttRefusedError
 from streaming.kafka import topics
 from streaming.mqtt.session import MqttSession, SessionOptions
+from streaming.mqtt.tls import client_context
 from streaming.mqtt.topic import is_reader, mac_from_topic
 from streaming.mqtt.wire import Publish
-from streaming.runtime.metrics import CONNECTED, CREDENTIALS_REDACTED, ERRORS, MESSAGES_IN, MESSAGES_OUT
+from streaming.runtime.metrics import (
+    CONNECTED,
+    CREDENTIALS_REDACTED,
+    ERRORS,
+    MESSAGES_IN,
+    MESSAGES_OUT,
+    MQTT_REFUSED,
+    MQTT_SESSIONS_LOST,
+)
 from streaming.runtime.supervisor import restart_worker
 from streaming.settings import BridgeSettings, ConnectionSettings, CredentialSettings
 
@@ -73,9 +83,11 @@ def producer_config(conn: ConnectionSettings, settings: BridgeSettings) -> dict[
 
 
 def session_options(conn: ConnectionSettings, settings: BridgeSettings) -> SessionOptions:
+    """ConfigurationError when a TLS file is missing or unusable."""
+    tls = client_context(conn.ca_cert, conn.mqtt_tls_cert, conn.mqtt_tls_key) if conn.mqtt_tls else None
     return SessionOptions(
         host=conn.mqtt_host,
-        port=conn.mqtt_port,
+        port=conn.mqtt_tls_port if conn.mqtt_tls else conn.mqtt_port,
         client_id=settings.client_id,
         username=conn.mqtt_username,
         password=conn.mqtt_password if conn.mqtt_username else None,
@@ -84,6 +96,8 @@ def session_options(conn: ConnectionSettings, settings: BridgeSettings) -> Sessi
         receive_maximum=settings.max_inflight,
         topic_filters=tuple(shared(f) for f in SUBSCRIPTIONS),
         qos=1,
+        tls=tls,
+        maximum_packet_size=settings.max_packet_size,
     )
 
 
@@ -131,7 +145,11 @@ class Bridge:
     def start(self, stack: ExitStack) -> None:
         self.producer = Producer({**producer_config(self.conn, self.settings), "error_cb": self._on_kafka_error})
         stack.callback(self._close_producer)
-        self.session = MqttSession(session_options(self.conn, self.settings), on_connection=self._mqtt_up.set)
+        self.session = MqttSession(
+            session_options(self.conn, self.settings),
+            on_connection=self._mqtt_up.set,
+            on_session_lost=MQTT_SESSIONS_LOST.labels(DAEMON).inc,
+        )
         self._ack = self.session.ack
         stack.callback(self.session.close)
 
@@ -146,7 +164,11 @@ class Bridge:
             self._produce_backlog()
         reading = not self._backlog
         waiting_for_kafka = len(producer) > 0
-        publishes = session.poll(0.0 if waiting_for_kafka or not reading else 0.1, read=reading)
+        try:
+            publishes = session.poll(0.0 if waiting_for_kafka or not reading else 0.1, read=reading)
+        except MqttRefusedError as exc:
+            MQTT_REFUSED.labels(DAEMON, exc.reason).inc()
+            raise
         if publishes:
             self._in.inc(len(publishes))
             self._produce(publishes, rfc3339_now().encode(), session.connection)
@@ -389,7 +411,12 @@ def main() -> int:
     except CredentialKeyError as exc:
         log.error("cannot start: %s", exc)
         return EXIT_CONFIG
-    return run(Bridge(ConnectionSettings(), settings, credential_key), settings.metrics_port)
+    try:
+        return run(Bridge(ConnectionSettings(), settings, credential_key), settings.metrics_port)
+    except ConfigurationError as exc:
+        # A refusal retrying cannot cure: exit (the supervisor does not restart EXIT_CONFIG) naming the fix.
+        log.error("cannot run: %s", exc)
+        return EXIT_CONFIG
 
 
 if __name__ == "__main__":

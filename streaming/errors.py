@@ -50,3 +50,12 @@ class DecodeError(StreamingError):
 
 class MqttProtocolError(StreamingError):
     """The MQTT broker sent a malformed or unexpected packet: the connection is dropped and made anew."""
+
+
+class MqttRefusedError(ConfigurationError):
+    """The MQTT broker refused the bridge's credentials, identity or subscription, or its certificate failed
+    verification: retrying cannot help until the operator fixes the setting the message names."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # short label for the metric: "bad-credentials", "not-authorized", "tls", ...

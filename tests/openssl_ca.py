@@ -3,6 +3,7 @@ optionally an intermediate under it, and device certificates it issued. The plat
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -93,3 +94,19 @@ class OpensslCA:
     def issue_device(self, mac: str, days: int = 365) -> Pair:
         """A controller's client certificate (CN = MAC) from the issuing CA, with its own key."""
         return self._sign(self.issuing, f"device-{mac}", mac, DEVICE_EXTENSIONS, days)
+
+
+def issue_client(issuer: Pair, common_name: str, folder: Path, days: int = 30) -> Pair:
+    """A client certificate (clientAuth) with any CN, e.g. a service account's, signed by `issuer` with openssl
+    (a random serial: nothing is written next to the issuer's files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key, csr, cert = folder / f"{common_name}.key", folder / f"{common_name}.csr", folder / f"{common_name}.crt"
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key), cwd=folder)
+    config = _config(folder, common_name, common_name, DEVICE_EXTENSIONS)
+    openssl("req", "-new", "-key", str(key), "-config", str(config), "-out", str(csr), cwd=folder)
+    openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(issuer.cert), "-CAkey", str(issuer.key),
+        "-set_serial", f"0x{secrets.token_hex(16)}", "-days", str(days), "-sha256",
+        "-extfile", str(config), "-extensions", "ext", "-out", str(cert), cwd=folder,
+    )  # fmt: skip
+    return Pair(cert, key)

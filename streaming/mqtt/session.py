@@ -8,6 +8,12 @@ Acknowledgements are manual. `ack(connection, packet_id)` marks a QoS 1 message 
 sends the PUBACKs of the longest run of safe messages in the order they arrived (MQTT requires PUBACKs in
 PUBLISH order). Every accepted connection gets a new number and an ack of an earlier connection's message
 is dropped: after a reconnect the broker redelivers those messages itself.
+
+With `SessionOptions.tls` the connection is TLS, driven as non-blocking as the rest: the handshake advances a
+step on each poll (OpenSSL says whether it waits to read or to write), and a read returns what the TLS layer
+has decrypted, which select() cannot see. A refusal that retrying cannot cure (bad credentials, not
+authorized, a broker certificate that fails verification, a client certificate the broker rejects, a
+subscription the ACL refuses) raises MqttRefusedError naming the setting to fix instead of reconnecting.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ import errno
 import logging
 import select
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from streaming.errors import MqttProtocolError
+from streaming.errors import MqttProtocolError, MqttRefusedError
 from streaming.mqtt.wire import (
     PINGREQ_PACKET,
     ConnAck,
@@ -43,6 +50,39 @@ log = logging.getLogger("f2.mqtt")
 RECV_BYTES = 256 * 1024
 _SUBSCRIBE_ID = 1  # the only packet id this client ever sends (it never publishes)
 
+# CONNACK reason codes that no reconnect can change (v5 3.2.2.2), with what to fix; others are retried.
+_CONNECT_REFUSALS: dict[int, tuple[str, str]] = {
+    0x84: ("unsupported-protocol", "the broker does not speak MQTT v5 (Mosquitto 1.6 or later does)"),
+    0x85: ("client-id", "the broker refuses the client id: check F2_BRIDGE_CLIENT_ID"),
+    0x86: ("bad-credentials", "check F2_MQTT_USERNAME and F2_MQTT_PASSWORD against the broker's password file"),
+    0x87: (
+        "not-authorized",
+        "the broker does not let this account connect: check F2_MQTT_USERNAME and F2_MQTT_PASSWORD, or with a "
+        "client certificate (F2_MQTT_TLS_CERT) that its CN is an account the broker knows",
+    ),
+    0x8A: ("banned", "the broker has banned this client"),
+    0x8C: ("bad-authentication-method", "the broker wants another authentication method than a password"),
+}
+# SUBACK reason codes that mean the subscription can never be granted as asked.
+_SUBSCRIBE_REFUSALS: dict[int, tuple[str, str]] = {
+    0x87: ("subscribe-not-authorized", "the broker's ACL does not let this account read the topic"),
+    0x8F: ("subscribe-filter-invalid", "the broker rejects the topic filter"),
+    0x9E: ("subscribe-shared-unsupported", "the broker does not support shared subscriptions"),
+    0xA2: ("subscribe-wildcard-unsupported", "the broker does not support wildcard subscriptions"),
+}
+# TLS alerts a broker sends about the client's certificate (OpenSSL's reason names).
+_CLIENT_CERT_ALERTS = frozenset(
+    {
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_ACCESS_DENIED",
+    }
+)
+
 
 @dataclass(frozen=True)
 class SessionOptions:
@@ -59,11 +99,14 @@ class SessionOptions:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 10.0
     connect_timeout_s: float = 10.0
+    tls: ssl.SSLContext | None = None  # TLS towards `host` (whose certificate must name it), or in clear
+    maximum_packet_size: int | None = None  # announced in CONNECT: the broker sends nothing larger
 
 
 class State(Enum):
     WAITING = "waiting to connect"
     CONNECTING = "TCP connecting"
+    TLS_HANDSHAKE = "TLS handshake"
     HANDSHAKE = "waiting for CONNACK"
     CONNECTED = "connected"
     CLOSED = "closed"
@@ -75,13 +118,16 @@ class MqttSession:
         options: SessionOptions,
         on_connection: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_session_lost: Callable[[], None] | None = None,
     ) -> None:
         self.options = options
         self._on_connection = on_connection
+        self._on_session_lost = on_session_lost
+        self.sessions_lost = 0  # reconnects on which the broker had not kept the session
         self._clock = clock
         self.state = State.WAITING
         self.connection = 0  # number of the current (or last) accepted connection
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | ssl.SSLSocket | None = None
         self._retry_at = 0.0
         self._backoff = options.reconnect_min_s
         self._deadline = 0.0  # of the TCP connect or the CONNACK
@@ -97,6 +143,11 @@ class MqttSession:
     @property
     def connected(self) -> bool:
         return self.state is State.CONNECTED
+
+    @property
+    def unsent(self) -> int:
+        """Bytes queued for the broker that the socket has not taken yet (a partial write's rest)."""
+        return len(self._out)
 
     # --- driving ------------------------------------------------------------------------------------------
     def poll(self, timeout: float, read: bool = True) -> list[Publish]:
@@ -117,6 +168,9 @@ class MqttSession:
         if state is State.CONNECTING:
             self._finish_connect(timeout, now)
             return []
+        if state is State.TLS_HANDSHAKE:
+            self._tls_handshake(timeout, now)
+            return []
         if state is State.CLOSED:
             return []
         if state is State.HANDSHAKE and now > self._deadline:
@@ -126,8 +180,12 @@ class MqttSession:
             self._keep_alive(now)
             if not read or self._sock is None:
                 return []
-        assert self._sock is not None
-        readable, _, _ = select.select([self._sock], [], [], timeout)
+        sock = self._sock
+        assert sock is not None
+        # Bytes the TLS layer already decrypted are invisible to select().
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return self._read()
+        readable, _, _ = select.select([sock], [], [], timeout)
         if not readable:
             ping = self._ping_sent_at
             # Only with nothing left to read is a missing PINGRESP proof of a dead link.
@@ -158,7 +216,8 @@ class MqttSession:
         assert self._sock is not None
         try:
             sent = self._sock.send(self._out)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            # TLS: OpenSSL keeps what it took of `_out`; the next send passes the same bytes again (and more).
             return
         except OSError as exc:
             self._lost(f"send failed: {exc}")
@@ -211,6 +270,60 @@ class MqttSession:
         if code:
             self._lost(f"connect to {opts.host}:{opts.port} failed: {errno.errorcode.get(code, code)}")
             return
+        if opts.tls is not None:
+            assert isinstance(self._sock, socket.socket)
+            self._sock = opts.tls.wrap_socket(self._sock, server_hostname=opts.host, do_handshake_on_connect=False)
+            self.state = State.TLS_HANDSHAKE
+            self._deadline = self._clock() + opts.connect_timeout_s
+            self._tls_handshake(0.0, now)
+            return
+        self._send_connect()
+
+    def _tls_handshake(self, timeout: float, now: float) -> None:
+        """One step of the TLS handshake; waits up to `timeout` for the socket when OpenSSL needs it."""
+        sock = self._sock
+        assert isinstance(sock, ssl.SSLSocket)
+        opts = self.options
+        for attempt in (0, 1):
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                wait: tuple[list[ssl.SSLSocket], list[ssl.SSLSocket]] = ([sock], [])
+            except ssl.SSLWantWriteError:
+                wait = ([], [sock])
+            except ssl.SSLCertVerificationError as exc:
+                self._refuse(
+                    "tls-server-certificate",
+                    f"the MQTT broker's certificate at {opts.host}:{opts.port} failed verification "
+                    f"({exc.verify_message}): F2_CA_CERT must name the CA that signed it, and the certificate "
+                    f"must name {opts.host} (F2_MQTT_HOST)",
+                )
+            except (ssl.SSLError, OSError) as exc:
+                self._tls_failed(exc, "TLS handshake")
+                return
+            else:
+                self._send_connect()
+                return
+            if attempt or now > self._deadline:
+                break
+            if not any(select.select(*wait, [], timeout)[:2]):
+                break
+        if now > self._deadline:
+            self._lost(f"TLS handshake with {opts.host}:{opts.port} timed out")
+
+    def _tls_failed(self, exc: OSError, during: str) -> None:
+        """A TLS error: a refusal when the broker rejected our certificate, else a lost connection."""
+        if isinstance(exc, ssl.SSLError) and exc.reason in _CLIENT_CERT_ALERTS:
+            self._refuse(
+                "tls-client-certificate",
+                f"the MQTT broker rejected the client certificate ({exc.reason}): F2_MQTT_TLS_CERT and "
+                "F2_MQTT_TLS_KEY must hold a current certificate (and its key) issued by the CA the broker "
+                "trusts, or set them when the listener requires one",
+            )
+        self._lost(f"{during} failed: {exc}")
+
+    def _send_connect(self) -> None:
+        opts = self.options
         # clean_start=False resumes the session and its queued, unacknowledged messages after a restart.
         self._out += connect_packet(
             opts.client_id,
@@ -220,6 +333,7 @@ class MqttSession:
             clean_start=False,
             session_expiry_s=opts.session_expiry_s,
             receive_maximum=opts.receive_maximum,
+            maximum_packet_size=opts.maximum_packet_size,
         )
         self.state = State.HANDSHAKE
         self._deadline = self._clock() + opts.connect_timeout_s
@@ -227,13 +341,23 @@ class MqttSession:
         self.flush()
 
     def _read(self) -> list[Publish]:
-        assert self._sock is not None
+        sock = self._sock
+        assert sock is not None
         try:
-            data = self._sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+            data = sock.recv(RECV_BYTES)
+            if isinstance(sock, ssl.SSLSocket):
+                # One TLS record per recv: take what else is decrypted, as one read of a plain socket would.
+                while sock.pending() and len(data) < RECV_BYTES:
+                    data += sock.recv(RECV_BYTES - len(data))
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return []
+        except ssl.SSLZeroReturnError:
+            data = b""
         except OSError as exc:
-            self._lost(f"receive failed: {exc}")
+            if isinstance(exc, ssl.SSLError):
+                self._tls_failed(exc, "receive")
+            else:
+                self._lost(f"receive failed: {exc}")
             return []
         if not data:
             self._lost("the broker closed the connection")
@@ -288,14 +412,35 @@ class MqttSession:
             return
         if ack.reason_code != 0:
             detail = f": {ack.reason_string}" if ack.reason_string else ""
+            refusal = _CONNECT_REFUSALS.get(ack.reason_code)
+            if refusal is not None:
+                label, fix = refusal
+                who = f"user {opts.username!r}" if opts.username else "the client certificate's CN"
+                self._refuse(
+                    label,
+                    f"the MQTT broker {opts.host}:{opts.port} refused the connection as {who}: "
+                    f"{reason_name(ack.reason_code)}{detail}; {fix}",
+                )
             log.error("MQTT connection refused: %s%s", reason_name(ack.reason_code), detail)
             self._lost(None)
             return
         self.state = State.CONNECTED
+        resumed_expected = self.connection > 0 and opts.session_expiry_s > 0
         self.connection += 1
         self._backoff = opts.reconnect_min_s
         self._keepalive = ack.server_keep_alive if ack.server_keep_alive is not None else opts.keepalive_s
         log.info("connected to MQTT %s:%d (session present: %s)", opts.host, opts.port, ack.session_present)
+        if resumed_expected and not ack.session_present:
+            # The broker lost (or expired) the session: what it had queued for this client and not yet
+            # delivered is gone with it, unless it was saved (docs/guarantees.md, the Mosquitto crash window).
+            self.sessions_lost += 1
+            log.warning(
+                "MQTT: the broker did not resume session %r (session present false on a reconnect): messages "
+                "it held for this client may be lost; subscribing anew",
+                opts.client_id,
+            )
+            if self._on_session_lost is not None:
+                self._on_session_lost()
         # Subscribing on every connect also repairs a session the broker lost.
         self._out += subscribe_packet(_SUBSCRIBE_ID, opts.topic_filters, opts.qos)
         self._set_connected(True)
@@ -307,6 +452,15 @@ class MqttSession:
         elif refused:
             for topic_filter, code in refused:
                 log.error("MQTT subscription to %s refused: %s", topic_filter, reason_name(code))
+            for topic_filter, code in refused:
+                refusal = _SUBSCRIBE_REFUSALS.get(code)
+                if refusal is not None:
+                    who = self.options.username or "the client certificate's CN"
+                    self._refuse(
+                        refusal[0],
+                        f"the MQTT broker refused the subscription to {topic_filter} for {who}: "
+                        f"{reason_name(code)}; {refusal[1]}",
+                    )
             self._lost(None)
         else:
             for topic_filter, code in zip(self.options.topic_filters, ack.reason_codes, strict=True):
@@ -316,12 +470,25 @@ class MqttSession:
 
     def _keep_alive(self, now: float) -> None:
         keepalive = self._keepalive
-        if keepalive and (now - self._last_sent >= keepalive or now - self._last_received >= keepalive):
+        if not keepalive:
+            return
+        # A quiet broker is asked once per period; a PINGREQ already waiting for its PINGRESP is not repeated
+        # on every poll (only the client's own silence towards the broker calls for another one).
+        silent = now - self._last_received >= keepalive and self._ping_sent_at is None
+        if now - self._last_sent >= keepalive or silent:
             if self._ping_sent_at is None:
                 self._ping_sent_at = now
             self._out += PINGREQ_PACKET
             self._last_sent = now  # counted as sent once queued: at most one PINGREQ per keep-alive period
             self.flush()
+
+    def _refuse(self, label: str, message: str) -> None:
+        """End the session for good: the same attempt would be refused again."""
+        log.error("MQTT: %s", message)
+        self._drop_socket()
+        self.state = State.CLOSED
+        self._set_connected(False)
+        raise MqttRefusedError(message, label)
 
     def _lost(self, reason: str | None) -> None:
         """Drop the connection (reason logged unless None) and schedule the next attempt with backoff."""

@@ -33,6 +33,7 @@ PROP_SESSION_EXPIRY_INTERVAL: Final = 0x11
 PROP_SERVER_KEEP_ALIVE: Final = 0x13
 PROP_REASON_STRING: Final = 0x1F
 PROP_RECEIVE_MAXIMUM: Final = 0x21
+PROP_MAXIMUM_PACKET_SIZE: Final = 0x27
 
 # Value type of every v5 property, to skip the ones nobody reads.
 _BYTE, _TWO, _FOUR, _VARINT, _UTF8, _BINARY, _PAIR = range(7)
@@ -186,8 +187,9 @@ def connect_packet(
     protocol_level: int = 5,
     session_expiry_s: int | None = None,
     receive_maximum: int | None = None,
+    maximum_packet_size: int | None = None,
 ) -> bytes:
-    """CONNECT without a will. `protocol_level` 5 (MQTT v5, with the two optional properties) or 4 (3.1.1)."""
+    """CONNECT without a will. `protocol_level` 5 (MQTT v5, with the three optional properties) or 4 (3.1.1)."""
     if protocol_level not in (4, 5):
         raise ValueError(f"protocol level {protocol_level} is neither 4 (MQTT 3.1.1) nor 5 (MQTT v5)")
     if not 0 <= keepalive_s <= 0xFFFF:
@@ -208,6 +210,10 @@ def connect_packet(
         if not 1 <= receive_maximum <= 0xFFFF:
             raise ValueError(f"Receive Maximum {receive_maximum} is outside 1..65535")
         properties += struct.pack("!BH", PROP_RECEIVE_MAXIMUM, receive_maximum)
+    if maximum_packet_size is not None:
+        if not 1 <= maximum_packet_size <= MAX_REMAINING_LENGTH + 5:
+            raise ValueError(f"Maximum Packet Size {maximum_packet_size} is outside 1..{MAX_REMAINING_LENGTH + 5}")
+        properties += struct.pack("!BI", PROP_MAXIMUM_PACKET_SIZE, maximum_packet_size)
     if protocol_level == 5:
         variable += encode_remaining_length(len(properties)) + properties
     elif properties:

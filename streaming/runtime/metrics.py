@@ -86,3 +86,16 @@ CONTROLLER_LAST_SEEN = Gauge(
     ["daemon", "controller"],
     registry=REGISTRY,
 )
+MQTT_REFUSED = Counter(
+    "f2_mqtt_refused_total",
+    "MQTT connections or subscriptions the broker refused for good (credentials, authorization, certificates), "
+    "by reason; the bridge then exits naming the setting to fix",
+    ["daemon", "reason"],
+    registry=REGISTRY,
+)
+MQTT_SESSIONS_LOST = Counter(
+    "f2_mqtt_sessions_lost_total",
+    "Reconnects on which the MQTT broker had not kept the bridge's persistent session (session present false)",
+    ["daemon"],
+    registry=REGISTRY,
+)

@@ -1,4 +1,5 @@
-"""The bridge's MQTT client against the real broker: refused logins, acknowledgement order, redelivery.
+"""The bridge's MQTT client against the real broker: refused logins, acknowledgement order, redelivery, a session
+the broker did not keep.
 
 Nothing here is simulated: the session talks to the stack's Mosquitto, and messages are published by paho.
 """
@@ -12,9 +13,11 @@ from collections.abc import Callable
 
 import pytest
 
-from streaming.mqtt.session import MqttSession, SessionOptions
+from streaming.errors import MqttRefusedError
+from streaming.mqtt.session import MqttSession, SessionOptions, State
 from streaming.mqtt.wire import Publish
 from streaming.settings import ConnectionSettings
+from tests.pipeline import end_mqtt_session
 from tests.realtime import publish
 
 TOPIC = "tele/f2-00000000fee1/c1/p1/sensor-1"
@@ -70,24 +73,27 @@ def reconnect_and_ack(
         session.close()
 
 
-def test_a_refused_login_is_logged_and_retried_with_backoff(
+def test_a_refused_login_ends_with_an_error_naming_the_setting_and_is_not_retried(
     migrated: ConnectionSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="f2.mqtt")
     session = MqttSession(options(migrated, f"test-refused-{uuid.uuid4().hex[:8]}", password="not-the-password"))
     try:
-        deadline = time.monotonic() + 4.5
+        with pytest.raises(MqttRefusedError) as refused:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                session.poll(0.05)
+        # Mosquitto answers a wrong password with Not authorized (0x87) or Bad User Name or Password (0x86).
+        assert refused.value.reason in ("not-authorized", "bad-credentials"), refused.value
+        assert "F2_MQTT_PASSWORD" in str(refused.value) and repr(migrated.mqtt_username) in str(refused.value)
+        assert session.state is State.CLOSED
+        deadline = time.monotonic() + 2.5  # past two backoff periods: no second attempt
         while time.monotonic() < deadline:
-            session.poll(0.05)
-            assert not session.connected
+            assert session.poll(0.05) == []
     finally:
         session.close()
-    refusals = [r for r in caplog.records if "MQTT connection refused" in r.getMessage()]
-    # Attempts at 0 s, then after 1 s and 2 s of backoff: three within 4.5 s, each naming the reason.
-    assert len(refusals) == 3, [r.getMessage() for r in refusals]
-    assert all("Not authorized" in r.getMessage() or "Bad User Name or Password" in r.getMessage() for r in refusals), (
-        refusals[0].getMessage()
-    )
+    refusals = [r for r in caplog.records if "refused the connection" in r.getMessage()]
+    assert len(refusals) == 1, [r.getMessage() for r in caplog.records]
 
 
 def test_only_acknowledged_messages_stay_gone_and_pubacks_keep_arrival_order(
@@ -123,3 +129,40 @@ def test_only_acknowledged_messages_stay_gone_and_pubacks_keep_arrival_order(
         assert fourth.poll(0.5) == []  # everything was acknowledged: nothing comes back
     finally:
         fourth.close()
+
+
+def test_a_session_the_broker_discarded_is_warned_and_counted_on_the_reconnect(
+    migrated: ConnectionSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="f2.mqtt")
+    client_id = f"test-lost-{uuid.uuid4().hex[:8]}"
+    lost: list[int] = []
+    session = MqttSession(options(migrated, client_id), on_session_lost=lambda: lost.append(1))
+    try:
+        subscribed(session, caplog)
+        assert session.sessions_lost == 0  # the first connect expects no session
+        # Another client takes the client id over with clean start and session expiry 0: Mosquitto disconnects
+        # this connection (Session taken over) and discards the session when the other one leaves.
+        end_mqtt_session(
+            {
+                "F2_MQTT_USERNAME": migrated.mqtt_username or "",
+                "F2_MQTT_PASSWORD": migrated.mqtt_password or "",
+                "F2_MQTT_HOST": migrated.mqtt_host,
+                "F2_MQTT_PORT": str(migrated.mqtt_port),
+            },
+            client_id,
+        )
+        pump(session, lambda _: session.connection == 2, timeout=15)
+        assert session.sessions_lost == 1 and lost == [1]
+        assert any("did not resume session" in r.getMessage() for r in caplog.records)
+    finally:
+        session.close()
+    end_mqtt_session(
+        {
+            "F2_MQTT_USERNAME": migrated.mqtt_username or "",
+            "F2_MQTT_PASSWORD": migrated.mqtt_password or "",
+            "F2_MQTT_HOST": migrated.mqtt_host,
+            "F2_MQTT_PORT": str(migrated.mqtt_port),
+        },
+        client_id,
+    )

@@ -94,6 +94,15 @@ def test_connect_rejects_receive_maximum_zero() -> None:
         connect_packet("c", receive_maximum=0)
 
 
+def test_connect_v5_announces_a_maximum_packet_size() -> None:
+    # v5 3.1.2.11.4: property 0x27, a Four Byte Integer; 327680 = 0x00050000 (256 kB + 64 kB headroom).
+    assert connect_packet("c", maximum_packet_size=327_680) == h(
+        "10 13 00 04 4d 51 54 54 05 02 00 00 05 27 00 05 00 00 00 01 63"
+    )
+    with pytest.raises(ValueError):
+        connect_packet("c", maximum_packet_size=0)
+
+
 def test_subscribe_v5_with_qos_1_options() -> None:
     assert subscribe_packet(1, ["a/b", "c/#"], 1) == h(
         "82 0f"  # SUBSCRIBE (flags 0010), remaining length 15
