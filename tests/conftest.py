@@ -1,5 +1,8 @@
 """Session fixtures: the same real services as `f2 stack`, started hermetically (temporary state folder,
-free ports) through the same code, and torn down afterwards. Tests never touch a running `f2 stack up`."""
+free ports) through the same code, and torn down afterwards. Tests never touch a running `f2 stack up`.
+
+With F2_TEST_TIMESERIES_DSN set (a superuser of another TimescaleDB server, e.g. the full edition), each stack's
+database settings point at a database and login roles of its own there instead (tests/timeseries_server.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 from f2_platform.stack.hermetic import hermetic_stack_settings, make_state_dir, stack_environment
 from f2_platform.stack.manager import Stack
 from streaming.settings import ConnectionSettings
+from tests.timeseries_server import ExternalDatabaseSettings, ExternalDatabaseStack, session_database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,12 +27,16 @@ def hermetic_stack(prefix: str, kafka_brokers: int | None = None, kafka_tls: boo
     """A stack of its own, up for the block, then down and deleted. Kafka's shape unset: F2_STACK_KAFKA_BROKERS
     and F2_STACK_KAFKA_TLS of the test run's environment, else one node in clear."""
     state_dir = make_state_dir(prefix)
-    s = Stack(hermetic_stack_settings(state_dir, kafka_brokers=kafka_brokers, kafka_tls=kafka_tls))
+    settings = hermetic_stack_settings(state_dir, kafka_brokers=kafka_brokers, kafka_tls=kafka_tls)
     try:
-        s.up()
-        yield s
+        with session_database(ExternalDatabaseSettings().timeseries_dsn) as database:
+            s = Stack(settings) if database is None else ExternalDatabaseStack(settings, database)
+            try:
+                s.up()
+                yield s
+            finally:
+                s.down()
     finally:
-        s.down()
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
