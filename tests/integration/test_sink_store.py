@@ -1,6 +1,9 @@
 """The sink's write transaction against the real database: new readings, redeliveries and re-decodings.
 
-Device ids 7_000_001.. are this module's own: no other test writes them, and they are removed afterwards.
+Ten device ids drawn at random per run are this module's own (each test uses one of them), at times of
+yesterday: no other test writes them, so nothing earlier tests left matters. Their latest_values rows are
+removed afterwards; their readings stay in decoded_data, with the session's database: a DELETE there fails on a
+full-edition server once a chunk is compressed.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -20,8 +24,10 @@ from streaming.sink.rows import copy_text, native_copy_binary, parse_record
 from streaming.sink.sql import COPY_BINARY_SQL, COPY_SQL, LATEST_MERGE_PLAN, LATEST_MERGE_SQL, STAGING_DDL
 from streaming.sink.writer import write_batch
 
-DEVICE = 7_000_001
-T0, T1 = "2026-03-01T10:00:00Z", "2026-03-01T10:00:30Z"
+DEVICE = 1_000_000_001 + 10 * random.randrange(100_000_000)
+# Inside the compression policy's 7 days: the chunk stays uncompressed on a full-edition server.
+_YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+T0, T1 = f"{_YESTERDAY}T10:00:00Z", f"{_YESTERDAY}T10:00:30Z"
 
 
 @pytest.fixture()
@@ -31,15 +37,16 @@ def sink_db(migrated: ConnectionSettings) -> Iterator[psycopg.Connection]:
         db.commit()
         yield db
     with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as clean:
-        for table in ("decoded_data", "latest_values"):
-            clean.execute(f"DELETE FROM {table} WHERE device_id BETWEEN %s AND %s", (DEVICE, DEVICE + 9))  # noqa: S608
+        # A plain table: deleting is fine on either edition.
+        clean.execute("DELETE FROM latest_values WHERE device_id BETWEEN %s AND %s", (DEVICE, DEVICE + 9))
 
 
-def stored(db: psycopg.Connection, table: str) -> list[tuple[str, int, int, float]]:
+def stored(db: psycopg.Connection, table: str, device: int) -> list[tuple[str, int, int, float]]:
+    """The rows of `device`, which one test alone writes."""
     rows = db.execute(
         f'SELECT to_char("timestamp" AT TIME ZONE \'UTC\', \'YYYY-MM-DD"T"HH24:MI:SS"Z"\'), device_id, '  # noqa: S608
-        f"datapoint_id, value FROM {table} WHERE device_id BETWEEN %s AND %s ORDER BY 1, 2, 3",
-        (DEVICE, DEVICE + 9),
+        f"datapoint_id, value FROM {table} WHERE device_id = %s ORDER BY 1, 2, 3",
+        (device,),
     ).fetchall()
     db.commit()
     return rows
@@ -48,7 +55,7 @@ def stored(db: psycopg.Connection, table: str) -> list[tuple[str, int, int, floa
 def test_new_readings_are_inserted_and_latest_values_follow(sink_db: psycopg.Connection) -> None:
     rows = [(T0, DEVICE, 1, 20.5), (T0, DEVICE, 2, -3.25), (T1, DEVICE, 1, 21.0)]
     assert write_batch(sink_db, copy_text(rows)) is False  # nothing existed: the plain insert did it
-    assert stored(sink_db, "decoded_data") == sorted(rows)
+    assert stored(sink_db, "decoded_data", DEVICE) == sorted(rows)
     latest = sink_db.execute(
         "SELECT device_id, datapoint_id, value FROM latest_values WHERE device_id = %s ORDER BY 2", (DEVICE,)
     ).fetchall()
@@ -62,11 +69,11 @@ def test_a_redelivered_batch_changes_nothing_and_a_re_decoded_reading_replaces_t
     write_batch(sink_db, copy_text(rows))
     # The same records again (a sink restarted before committing its offsets): one row per key, same values.
     assert write_batch(sink_db, copy_text(rows)) is True
-    assert stored(sink_db, "decoded_data") == rows
+    assert stored(sink_db, "decoded_data", DEVICE + 1) == rows
     # The reading decoded again with new decimals, next to a reading that is new.
     again = [(T0, DEVICE + 1, 1, 0.15), (T1, DEVICE + 1, 2, 2.75)]
     assert write_batch(sink_db, copy_text(again)) is True
-    assert stored(sink_db, "decoded_data") == [
+    assert stored(sink_db, "decoded_data", DEVICE + 1) == [
         (T0, DEVICE + 1, 1, 0.15),
         (T0, DEVICE + 1, 2, 2.5),
         (T1, DEVICE + 1, 2, 2.75),
@@ -76,14 +83,14 @@ def test_a_redelivered_batch_changes_nothing_and_a_re_decoded_reading_replaces_t
 def test_a_key_twice_in_one_batch_keeps_its_last_record(sink_db: psycopg.Connection) -> None:
     rows = [(T0, DEVICE + 2, 1, 1.0), (T0, DEVICE + 2, 1, 9.0)]
     write_batch(sink_db, copy_text(rows))
-    assert stored(sink_db, "decoded_data") == [(T0, DEVICE + 2, 1, 9.0)]
+    assert stored(sink_db, "decoded_data", DEVICE + 2) == [(T0, DEVICE + 2, 1, 9.0)]
 
 
 def test_latest_values_never_moves_back_in_time(sink_db: psycopg.Connection) -> None:
     write_batch(sink_db, copy_text([(T1, DEVICE + 3, 1, 5.0)]))
     write_batch(sink_db, copy_text([(T0, DEVICE + 3, 1, 4.0)]))  # a late reading of an older time
-    assert stored(sink_db, "latest_values") == [(T1, DEVICE + 3, 1, 5.0)]
-    assert len(stored(sink_db, "decoded_data")) == 2
+    assert stored(sink_db, "latest_values", DEVICE + 3) == [(T1, DEVICE + 3, 1, 5.0)]
+    assert len(stored(sink_db, "decoded_data", DEVICE + 3)) == 2
 
 
 def test_a_new_series_another_writer_inserts_first_is_settled_by_the_upsert(
@@ -123,8 +130,8 @@ def test_a_new_series_another_writer_inserts_first_is_settled_by_the_upsert(
         other.commit()
         writer.join(30)
     assert outcome == [False]
-    assert stored(sink_db, "latest_values") == [(T1, DEVICE + 4, 1, 5.0)]
-    assert stored(sink_db, "decoded_data") == [(T1, DEVICE + 4, 1, 5.0)]
+    assert stored(sink_db, "latest_values", DEVICE + 4) == [(T1, DEVICE + 4, 1, 5.0)]
+    assert stored(sink_db, "decoded_data", DEVICE + 4) == [(T1, DEVICE + 4, 1, 5.0)]
 
 
 def staged(db: psycopg.Connection, sql: str, data: bytes) -> list[tuple[object, ...]]:
@@ -167,9 +174,9 @@ def test_native_binary_copy_data_is_stored(sink_db: psycopg.Connection) -> None:
     binary = native_copy_binary(values)
     assert binary is not None
     assert write_batch(sink_db, binary, binary=True) is False
-    assert stored(sink_db, "decoded_data") == [(T0, DEVICE + 5, 1, 20.5), (T1, DEVICE + 5, 1, -0.0)]
+    assert stored(sink_db, "decoded_data", DEVICE + 5) == [(T0, DEVICE + 5, 1, 20.5), (T1, DEVICE + 5, 1, -0.0)]
     assert write_batch(sink_db, binary, binary=True) is True  # redelivered: the upsert path reads it too
-    assert stored(sink_db, "latest_values") == [(T1, DEVICE + 5, 1, -0.0)]
+    assert stored(sink_db, "latest_values", DEVICE + 5) == [(T1, DEVICE + 5, 1, -0.0)]
     # -0.0 == 0.0 in Python: the database's text of the values shows the sign was kept.
     texts = sink_db.execute(
         'SELECT value::text FROM decoded_data WHERE device_id = %s ORDER BY "timestamp"', (DEVICE + 5,)

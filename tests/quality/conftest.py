@@ -1,6 +1,7 @@
 """Fixtures of the data-quality tests: the session stack's settings in the environment, a local webhook
 receiver, and the seeded day (our own controller and devices in the registry, readings with known defects in
-decoded_data, dead letters in Kafka), removed again at the end of the session."""
+decoded_data, dead letters in Kafka). The registry rows and latest values go again at the end of the session; the
+readings and their aggregates stay with the session's database (see delete_latest_values)."""
 
 from __future__ import annotations
 
@@ -136,9 +137,34 @@ def copy_readings(conn: psycopg.Connection, readings: list[s.Reading]) -> None:
             copy.write_row(row)
 
 
-def delete_readings(conn: psycopg.Connection, device_ids: list[int]) -> None:
-    for table in ("decoded_data", "readings_hourly", "readings_daily", "latest_values"):
-        conn.execute(f"DELETE FROM {table} WHERE device_id = ANY(%s)", (device_ids,))  # noqa: S608 - fixed names
+def delete_latest_values(conn: psycopg.Connection, device_ids: list[int]) -> None:
+    """The devices' rows in latest_values, a plain table. Their readings and aggregates stay: the device ids are
+    this session's own (serials of its registry, in its own database), and on the full edition decoded_data's
+    compressed chunks and the continuous aggregates readings_hourly and readings_daily refuse DELETE."""
+    conn.execute("DELETE FROM latest_values WHERE device_id = ANY(%s)", (device_ids,))
+
+
+def forget_window(dsn: str, device_ids: list[int], start: datetime, end: datetime) -> None:
+    """Removes these devices' readings in [start, end) and brings both aggregates of the window back to what
+    the remaining readings give, as a partition run does (rollups recomputed on the Apache edition,
+    refresh_continuous_aggregate on the full one: a continuous aggregate refuses DELETE). The window must be
+    younger than the compression policy's age, so that no chunk it touches is compressed."""
+    from f2_platform.defs.aggregates.maintenance import maintain_window
+    from f2_platform.defs.resources import TimescaleResource
+    from f2_platform.partitions import bucket_floor
+    from f2_platform.timeseries.aggregate_sql import AGGREGATES
+    from f2_platform.timeseries.policy import COMPRESSION
+
+    assert start > datetime.now(UTC) - COMPRESSION.compress_after, f"{start} may lie in a compressed chunk"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            'DELETE FROM decoded_data WHERE device_id = ANY(%s) AND "timestamp" >= %s AND "timestamp" < %s',
+            (device_ids, start, end),
+        )
+    timescale = TimescaleResource(dsn=dsn)
+    for spec in AGGREGATES:
+        last = bucket_floor(end - timedelta(microseconds=1), spec.bucket) + spec.bucket
+        maintain_window(timescale, spec, bucket_floor(start, spec.bucket), last)
 
 
 def produce_dead_letters(connections: ConnectionSettings, letters: list[tuple[datetime, str, str]]) -> None:
@@ -173,14 +199,13 @@ def seeded(migrated: ConnectionSettings) -> Iterator[s.SeededDay]:
         day_data = s.SeededDay(day, devices, datapoint_ids(reg, s.TEMPLATE.name), datapoint_ids(reg, "DS-2"), now)
     day_data.build()
     with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as ts:
-        delete_readings(ts, day_data.device_ids)
         copy_readings(ts, day_data.readings + day_data.future)
     produce_dead_letters(migrated, day_data.dead_letters)
     try:
         yield day_data
     finally:
         with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as ts:
-            delete_readings(ts, day_data.device_ids)
+            delete_latest_values(ts, day_data.device_ids)
             # Windows our readings marked as late: nobody else writes into this day.
             ts.execute(
                 "DELETE FROM aggregate_invalidations WHERE bucket >= %s AND bucket < %s",

@@ -16,7 +16,7 @@ from f2_platform.defs.quality.silence_sensor import device_silence_sensor, parse
 from f2_platform.quality import alerts
 from f2_platform.quality.settings import AlertSettings
 from tests.quality import seed as s
-from tests.quality.conftest import Receiver, copy_readings, delete_readings, register
+from tests.quality.conftest import Receiver, copy_readings, delete_latest_values, register
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def live_devices(migrated, quality_env) -> Iterator[dict[str, int]]:
     finally:
         ids = [devices[FRESH], devices[QUIET]]
         with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as ts:
-            delete_readings(ts, ids)
+            delete_latest_values(ts, ids)
         with psycopg.connect(migrated.registry_dsn, autocommit=True) as reg:
             reg.execute('DELETE FROM "VtDevice".devices WHERE macaddress = %s', (MAC,))
             reg.execute('DELETE FROM "VtDevice".devices WHERE deviceid = ANY(%s)', (ids,))

@@ -13,7 +13,7 @@ import pytest
 
 from f2_platform.quality import alerts
 from tests.quality import seed as s
-from tests.quality.conftest import copy_readings, hourly_range_tags
+from tests.quality.conftest import copy_readings, forget_window, hourly_range_tags
 
 pytestmark = pytest.mark.integration
 
@@ -141,16 +141,7 @@ def test_analytics_build_a_clean_day(
         build_clean_day(code_location, instance, migrated, seeded, clean, readings)
     finally:
         # Other tests judge the seeded day with a day of look-back: the clean day must not leave a gap.
-        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as ts:
-            for table, column in (
-                ("decoded_data", '"timestamp"'),
-                ("readings_hourly", "bucket"),
-                ("readings_daily", "bucket"),
-            ):
-                ts.execute(
-                    f"DELETE FROM {table} WHERE device_id = %s AND {column} >= %s AND {column} < %s",  # noqa: S608
-                    (reference, clean, seeded.start),
-                )
+        forget_window(migrated.timeseries_dsn, [reference], clean, seeded.start)
 
 
 def build_clean_day(
