@@ -123,8 +123,19 @@ _LATEST_EMPTY_SQL = "SELECT NOT EXISTS (SELECT 1 FROM latest_values) AND EXISTS 
 
 # What an operator runs to keep one copy of each key in decoded_data and the others beside it: nothing is
 # lost, and the copy kept is one with a value when there is one. (tableoid, ctid) names a row in a plain
-# table and in a hypertable's chunks alike.
+# table and in a hypertable's chunks alike. A full-edition hypertable's compressed chunks are decompressed
+# first: DELETE on compressed chunks fails in some TimescaleDB versions (and reads no ctid of a row there);
+# the storage policy compresses them again. Nothing to decompress on a plain table or the Apache edition.
 MOVE_DUPLICATES_SQL = """BEGIN;
+DO $$
+BEGIN
+    IF to_regclass('timescaledb_information.chunks') IS NOT NULL THEN
+        PERFORM decompress_chunk(format('%I.%I', chunk_schema, chunk_name)::regclass)
+        FROM timescaledb_information.chunks
+        WHERE hypertable_schema = current_schema() AND hypertable_name = 'decoded_data' AND is_compressed;
+    END IF;
+END
+$$;
 CREATE TABLE IF NOT EXISTS decoded_data_duplicates (LIKE decoded_data);
 WITH ranked AS (
     SELECT tableoid AS part, ctid AS row_id,
