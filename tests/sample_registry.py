@@ -30,6 +30,13 @@ DS_2: tuple[Datapoint, ...] = (
     Datapoint(402, "door-sensor-2", "Bool", 0, 0, 0, ""),
 )
 MS_1: tuple[Datapoint, ...] = (Datapoint(501, "status", "Bool", 0, 0, 0, ""),)
+SK_1: tuple[Datapoint, ...] = (Datapoint(601, "status", "Bool", 0, 0, 0, ""),)
+SR_1: tuple[Datapoint, ...] = (Datapoint(701, "status", "Bool", 0, 0, 0, ""),)
+EB_2: tuple[Datapoint, ...] = (
+    Datapoint(801, "exit-button-1", "Bool", 0, 0, 0, ""),
+    Datapoint(802, "exit-button-2", "Bool", 0, 0, 0, ""),
+)
+RD_1: tuple[Datapoint, ...] = ()  # a reader gives no readings
 
 # template name -> (template id, frame check, datapoints)
 TEMPLATES: dict[str, tuple[int, str, tuple[Datapoint, ...]]] = {
@@ -38,6 +45,10 @@ TEMPLATES: dict[str, tuple[int, str, tuple[Datapoint, ...]]] = {
     "PS-1": (3, FRAME_CHECK_MODBUS_CRC, PS_1),
     "DS-2": (4, FRAME_CHECK_NONE, DS_2),
     "MS-1": (5, FRAME_CHECK_NONE, MS_1),
+    "SK-1": (6, FRAME_CHECK_NONE, SK_1),
+    "SR-1": (7, FRAME_CHECK_NONE, SR_1),
+    "EB-2": (8, FRAME_CHECK_NONE, EB_2),
+    "RD-1": (9, FRAME_CHECK_NONE, RD_1),
 }
 
 
@@ -55,6 +66,13 @@ TOPOLOGY: dict[tuple[str, int, int], WiredDevice] = {
     ("aabbccddee03", 4, 3): wired_device(15, "Bedroom Env", "ENV-S1"),
     ("aabbccddee04", 1, 1): wired_device(16, "Lobby Motion", "MS-1"),
     ("aabbccddee04", 3, 1): wired_device(17, "Boiler Pressure", "PS-1"),
+    ("aabbccddee01", 2, 2): wired_device(18, "Main Door Reader", "RD-1"),
+    ("aabbccddee02", 1, 1): wired_device(19, "Back Door Strike", "SK-1"),
+    ("aabbccddee02", 1, 2): wired_device(20, "Back Door Reader", "RD-1"),
+    ("aabbccddee02", 3, 1): wired_device(21, "Back Door", "DS-2"),
+    ("aabbccddee02", 4, 1): wired_device(22, "Back Door Exit", "EB-2"),
+    ("aabbccddee04", 1, 2): wired_device(23, "Lobby Siren", "SR-1"),
+    ("aabbccddee04", 2, 1): wired_device(24, "Boiler Room Motion", "MS-1"),
 }
 CONTROLLER_MACS: tuple[str, ...] = ("aabbccddee01", "aabbccddee02", "aabbccddee03", "aabbccddee04")
 DEVICES_BY_NAME: dict[str, WiredDevice] = {device.device_name: device for device in TOPOLOGY.values()}

@@ -109,6 +109,41 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
         None,
         (DatapointSpec("status", "Bool", 0, 0, 0, "", None, None),),
     ),
+    # Access and alarm components (docs/domain.md, "Access and alarm components"). Strikes and sirens report
+    # `status`, exit buttons `exit-button-1`/`-2`: Bool datapoints named like the fields, so their events carry
+    # the device's id and the fields give readings as for doors. A reader has no datapoints: it gives no
+    # readings, and a reader's events carry the id of a device without frame datapoints at its pin.
+    TemplateSpec(
+        "SK-1",
+        "SK-1",
+        "electric strike",
+        "Status device",
+        "none",
+        None,
+        (DatapointSpec("status", "Bool", 0, 0, 0, "", None, None),),
+    ),
+    TemplateSpec(
+        "SR-1",
+        "SR-1",
+        "siren",
+        "Status device",
+        "none",
+        None,
+        (DatapointSpec("status", "Bool", 0, 0, 0, "", None, None),),
+    ),
+    TemplateSpec(
+        "EB-2",
+        "EB-2",
+        "exit button pair",
+        "Status device",
+        "none",
+        None,
+        (
+            DatapointSpec("exit-button-1", "Bool", 0, 0, 0, "", None, None),
+            DatapointSpec("exit-button-2", "Bool", 0, 0, 0, "", None, None),
+        ),
+    ),
+    TemplateSpec("RD-1", "RD-1", "QR/NFC reader", "Status device", "none", None, ()),
     TemplateSpec("F2 Controller", "F2", "F2 Smart Controller", "Controller", "none", None, ()),
 )
 
@@ -122,6 +157,16 @@ WIRING: tuple[WiringSpec, ...] = (
     WiringSpec("aabbccddee03", 4, 3, "Bedroom Env", "ENV-S1"),
     WiringSpec("aabbccddee04", 1, 1, "Lobby Motion", "MS-1"),
     WiringSpec("aabbccddee04", 3, 1, "Boiler Pressure", "PS-1"),
+    # Access and alarm: a reader at the main door; the back door (strike, reader, door sensors, exit buttons)
+    # on controller 2; a siren and a second motion sensor on controller 4. Door sensors and exit buttons sit at
+    # position 1 and a numbered component at its number, so each has a pin of its own.
+    WiringSpec("aabbccddee01", 2, 2, "Main Door Reader", "RD-1"),
+    WiringSpec("aabbccddee02", 1, 1, "Back Door Strike", "SK-1"),
+    WiringSpec("aabbccddee02", 1, 2, "Back Door Reader", "RD-1"),
+    WiringSpec("aabbccddee02", 3, 1, "Back Door", "DS-2"),
+    WiringSpec("aabbccddee02", 4, 1, "Back Door Exit", "EB-2"),
+    WiringSpec("aabbccddee04", 1, 2, "Lobby Siren", "SR-1"),
+    WiringSpec("aabbccddee04", 2, 1, "Boiler Room Motion", "MS-1"),
 )
 
 

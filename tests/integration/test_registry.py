@@ -33,6 +33,13 @@ WIRING = [
     ("aabbccddee03", 4, 3, "Bedroom Env", "ENV-S1"),
     ("aabbccddee04", 1, 1, "Lobby Motion", "MS-1"),
     ("aabbccddee04", 3, 1, "Boiler Pressure", "PS-1"),
+    ("aabbccddee01", 2, 2, "Main Door Reader", "RD-1"),
+    ("aabbccddee02", 1, 1, "Back Door Strike", "SK-1"),
+    ("aabbccddee02", 1, 2, "Back Door Reader", "RD-1"),
+    ("aabbccddee02", 3, 1, "Back Door", "DS-2"),
+    ("aabbccddee02", 4, 1, "Back Door Exit", "EB-2"),
+    ("aabbccddee04", 1, 2, "Lobby Siren", "SR-1"),
+    ("aabbccddee04", 2, 1, "Boiler Room Motion", "MS-1"),
 ]
 DEVICE_NAMES = [w[3] for w in WIRING]
 # template -> (Modbus data byte count or None, sensor with CRC and a 30 s interval?)
@@ -42,6 +49,10 @@ TEMPLATES = {
     "PS-1": (6, True),
     "DS-2": (None, False),
     "MS-1": (None, False),
+    "SK-1": (None, False),
+    "SR-1": (None, False),
+    "EB-2": (None, False),
+    "RD-1": (None, False),
     "F2 Controller": (None, False),
 }
 # template -> [(label, encoding, offset, length, decimals, unit, min, max)]; length follows from the encoding.
@@ -68,6 +79,13 @@ DATAPOINTS = {
         ("door-sensor-2", "Bool", 0, 0, 0, "", None, None),
     ],
     "MS-1": [("status", "Bool", 0, 0, 0, "", None, None)],
+    "SK-1": [("status", "Bool", 0, 0, 0, "", None, None)],
+    "SR-1": [("status", "Bool", 0, 0, 0, "", None, None)],
+    "EB-2": [
+        ("exit-button-1", "Bool", 0, 0, 0, "", None, None),
+        ("exit-button-2", "Bool", 0, 0, 0, "", None, None),
+    ],
+    "RD-1": [],
     "F2 Controller": [],
 }
 REGISTRY_TABLES = (
