@@ -26,11 +26,13 @@ class Datapoint:
 
 @dataclass(frozen=True)
 class StatusTopic:
-    """Where a status device publishes: its mode and component; a numbered component ends in its position."""
+    """Where a status device publishes: its mode and component; a numbered component ends in its position.
+    Readers publish telemetry (`tele/`), the others status (`stat/`)."""
 
     mode: str
     component: str
     numbered: bool
+    kind: str = "stat"
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,36 @@ TEMPLATES: Final[dict[str, Template]] = {
             (Datapoint("status", "Bool", 0, 0),),
             StatusTopic("alarm-mode", "motion-sensor", numbered=True),
         ),
+        Template(
+            "SK-1",
+            (Datapoint("status", "Bool", 0, 0),),
+            StatusTopic("access-control-mode", "strike", numbered=True),
+        ),
+        Template(
+            "SR-1",
+            (Datapoint("status", "Bool", 0, 0),),
+            StatusTopic("alarm-mode", "siren", numbered=True),
+        ),
+        Template(
+            "EB-2",
+            (Datapoint("exit-button-1", "Bool", 0, 0), Datapoint("exit-button-2", "Bool", 0, 0)),
+            StatusTopic("access-control-mode", "exit-buttons", numbered=False),
+        ),
+        # A reader has no datapoints: its scans give events, never readings.
+        Template("RD-1", (), StatusTopic("access-control-mode", "reader", numbered=True, kind="tele")),
     )
 }
+
+# docs/domain.md, "Which messages give which events": the component type's fields and the states a true and
+# a false value stand for. A None field pattern: the single field `status`, the event's component the topic's.
+STATE_EVENTS: Final[dict[str, tuple[str | None, str, str]]] = {
+    "door-sensors": ("door-sensor-", "open", "closed"),
+    "exit-buttons": ("exit-button-", "pressed", "released"),
+    "motion-sensor": (None, "detected", "clear"),
+    "strike": (None, "powered", "unpowered"),
+    "siren": (None, "powered", "unpowered"),
+}
+READER: Final = "reader"
 
 SAMPLE_CONTROLLERS: Final[tuple[tuple[str, str], ...]] = tuple(
     (f"F2 Controller {n}", f"aabbccddee{n:02d}") for n in range(1, 5)
@@ -104,4 +134,11 @@ SAMPLE_WIRING: Final[tuple[Wiring, ...]] = (
     Wiring("aabbccddee03", 4, 3, "Bedroom Env", "ENV-S1"),
     Wiring("aabbccddee04", 1, 1, "Lobby Motion", "MS-1"),
     Wiring("aabbccddee04", 3, 1, "Boiler Pressure", "PS-1"),
+    Wiring("aabbccddee01", 2, 2, "Main Door Reader", "RD-1"),
+    Wiring("aabbccddee02", 1, 1, "Back Door Strike", "SK-1"),
+    Wiring("aabbccddee02", 1, 2, "Back Door Reader", "RD-1"),
+    Wiring("aabbccddee02", 3, 1, "Back Door", "DS-2"),
+    Wiring("aabbccddee02", 4, 1, "Back Door Exit", "EB-2"),
+    Wiring("aabbccddee04", 1, 2, "Lobby Siren", "SR-1"),
+    Wiring("aabbccddee04", 2, 1, "Boiler Room Motion", "MS-1"),
 )

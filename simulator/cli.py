@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from f2_platform.cli.params import DURATION, MOMENT
+from simulator.behaviour import EventMix
+from simulator.fingerprints import CredentialKey
 from simulator.timebase import LiveTime, ReplayTime
 
 # A replay's default rate: 24 h of the sample fleet (about 16,000 messages) in well under a minute, far below
@@ -57,9 +59,39 @@ REPLAY_RATE = 1000.0
     help=f"At most this many messages per second (default: {REPLAY_RATE:.0f} with --history, else no limit).",
 )
 @click.option(
+    "--event-activity",
+    type=click.FloatRange(0.0, 1.0),
+    default=EventMix.activity,
+    show_default=True,
+    help="Probability that a door, button, motion sensor, strike, siren or reader reports at one of its ticks "
+    "(one per --interval), at its busiest hours (access in working hours, motion at night); 0: frames only.",
+)
+@click.option(
+    "--indicator-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=EventMix.indicator_share,
+    show_default=True,
+    help="Share of reader messages that are light-indicator responses rather than scans.",
+)
+@click.option(
+    "--unknown-card-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=EventMix.unknown_card_share,
+    show_default=True,
+    help="Share of scans of one-off tokens (visitors) rather than the site's cards.",
+)
+@click.option(
+    "--cards",
+    type=click.IntRange(1),
+    default=EventMix.cards,
+    show_default=True,
+    help="The site's cards the readers scan (the same cards for the same --seed).",
+)
+@click.option(
     "--reconcile",
     is_flag=True,
-    help="After publishing, wait until decoded_data holds exactly the ledger's readings; exit 1 if it does not.",
+    help="After publishing, wait until decoded_data holds exactly the ledger's readings and device_events and "
+    "component_states its events; exit 1 if they do not.",
 )
 @click.option(
     "--reconcile-timeout",
@@ -78,6 +110,10 @@ def simulate(
     history: timedelta | None,
     start: datetime | None,
     rate: float | None,
+    event_activity: float,
+    indicator_share: float,
+    unknown_card_share: float,
+    cards: int,
     reconcile: bool,
     reconcile_timeout: float,
 ) -> None:
@@ -91,6 +127,8 @@ def simulate(
 
     from f2_platform.connections import resolve_connections
     from f2_platform.registry.seed import seed_fleet
+    from simulator.behaviour import card_pool
+    from simulator.endpoints import EventContext
     from simulator.fleet import generated_fleet, sample_fleet
     from simulator.identities import enrolled_identities
     from simulator.registry_ids import NotRegistered
@@ -111,6 +149,14 @@ def simulate(
     else:
         fleet = sample_fleet()
     macs = fleet.macs
+    mix = EventMix(event_activity, indicator_share, unknown_card_share, cards)
+    events = EventContext(mix, card_pool(seed, cards), _credential_key())
+    has_readers = any(w.template == "RD-1" for w in (*fleet.wiring, *fleet.unregistered))
+    if ledger is not None and has_readers and event_activity > 0 and events.key is None:
+        raise click.ClickException(
+            "F2_CREDENTIAL_SECRET is not set: the ledger must hold each scanned card's fingerprint, made with the "
+            'bridge\'s secret (the local stack exports it: eval "$(f2 stack env)")'
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -139,12 +185,23 @@ def simulate(
             seed=seed,
             stop=stop,
             time_base=time_base,
+            events=events,
         )
     except NotRegistered as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{acked} messages acknowledged by the broker", err=True)
     if reconcile and ledger is not None:
         _reconcile(ledger, conn.timeseries_dsn, reconcile_timeout)
+
+
+def _credential_key() -> CredentialKey | None:
+    """The bridge's current key (F2_CREDENTIAL_*, else the local stack's), to predict the fingerprints."""
+    from f2_platform.connections import resolve_credentials
+
+    settings = resolve_credentials()
+    if settings.secret is None or not settings.secret.get_secret_value():
+        return None
+    return CredentialKey(settings.key_id, settings.secret.get_secret_value().encode())
 
 
 def _time_base(
@@ -173,9 +230,13 @@ def _utc(seconds: float) -> str:
 
 
 def _reconcile(ledger: Path, dsn: str, timeout: float) -> None:
-    """The ledger's readings against decoded_data, exactly; exit 1 with what differs."""
-    from simulator.reconcile import ledger_readings, wait_reconciled
+    """The ledger's readings against decoded_data and its events against device_events and component_states,
+    exactly; exit 1 with what differs."""
+    import time
 
+    from simulator.reconcile import ledger_events, ledger_readings, wait_events_reconciled, wait_reconciled
+
+    deadline = time.monotonic() + timeout
     expected, messages = ledger_readings([ledger])
     result = wait_reconciled(expected, dsn, timeout)
     if not result.ok:
@@ -183,4 +244,15 @@ def _reconcile(ledger: Path, dsn: str, timeout: float) -> None:
             f"not reconciled after {timeout:.0f} s: {result.expected} readings in {ledger}, {result.observed} in "
             f"decoded_data over their devices and time span ({result.detail})"
         )
-    click.echo(f"reconciled: the {result.expected} readings of {messages} messages in {ledger} = decoded_data")
+    events = ledger_events([ledger])
+    if events:
+        got = wait_events_reconciled(events, dsn, max(10.0, deadline - time.monotonic()))
+        if not got.ok:
+            raise click.ClickException(
+                f"events not reconciled after {timeout:.0f} s: {got.expected} events in {ledger}, {got.observed} in "
+                f"device_events over their controllers and time span ({got.detail})"
+            )
+    click.echo(
+        f"reconciled: the {result.expected} readings of {messages} messages in {ledger} = decoded_data, "
+        f"its {len(events)} events = device_events and component_states"
+    )

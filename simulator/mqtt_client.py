@@ -10,7 +10,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from simulator.endpoints import Message
-from simulator.ledger import Ledger, Reading
+from simulator.ledger import Ledger, LedgerEvent, Reading
 from streaming.settings import ConnectionSettings
 
 
@@ -51,10 +51,10 @@ class ControllerClient:
         client.loop_start()
         self.client = client
 
-    def publish(self, topic: str, payload: bytes, readings: list[Reading]) -> None:
+    def publish(self, topic: str, payload: bytes, readings: list[Reading], events: list[LedgerEvent]) -> None:
         # paho holds its own lock while calling on_publish: never hold ours across client.publish().
         info = self.client.publish(topic, payload, qos=1)
-        entry = (topic, payload, readings)
+        entry = (topic, payload, readings, events)
         with self.lock:
             early = self.early.pop(info.mid, None)
             if early is None:

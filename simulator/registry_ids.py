@@ -1,7 +1,7 @@
 """The only things the simulator reads from the registry: the ids it assigned. A device's id by its name on
-its controller, a datapoint's id by its template's name and its label; everything else the simulator knows
-from its own catalog (simulator/catalog.py), so the platform's topology code is never on both sides of the
-reconciliation."""
+its controller, a datapoint's id by its template's name and its label, a controller's id by its MAC;
+everything else the simulator knows from its own catalog (simulator/catalog.py), so the platform's topology
+code is never on both sides of the reconciliation."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ FROM "VtDevice".datapoints dp
 JOIN "VtDevice".devicetemplates t ON t.devicetemplateid = dp.devicetemplateid
 WHERE t.name = ANY(%s)
 """
+
+
+_CONTROLLERS_SQL = 'SELECT macaddress, deviceid FROM "VtDevice".devices WHERE macaddress = ANY(%s)'
 
 
 class NotRegistered(LookupError):
@@ -69,3 +72,9 @@ def datapoint_ids(
         shown = ", ".join(f"{label!r} of {t}" for t, label in missing[:5])
         raise NotRegistered(f"datapoint(s) {shown} are not in the registry (run f2 db seed-sample)")
     return found
+
+
+def controller_ids(conn: psycopg.Connection, macs: list[str], schema: str = DEFAULT_SCHEMA) -> dict[str, int]:
+    """Controller MAC -> its device id, for the controllers the registry knows (events carry it)."""
+    rows = conn.execute(in_schema(_CONTROLLERS_SQL, schema), (macs,)).fetchall()
+    return {str(mac): int(i) for mac, i in rows}

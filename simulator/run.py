@@ -2,9 +2,9 @@
 describes, each controller on its own connection, each sensor once per interval: live, or replaying past
 hours as fast as a rate allows (simulator/timebase.py).
 
-With a ledger, every message the broker acknowledged is written with the readings it carries, computed from the
-values the simulator encoded and its own catalog (never by the platform's decoder or topology code), so the
-database can be reconciled against what the devices really sent.
+With a ledger, every message the broker acknowledged is written with the readings it carries and the events it
+must give, computed from the values and states the simulator sent and its own catalog (never by the platform's
+decoder or topology code), so the database can be reconciled against what the devices really sent.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from simulator.endpoints import load_endpoints
+from simulator.endpoints import EventContext, load_endpoints
 from simulator.fleet import Fleet
 from simulator.ledger import Ledger
 from simulator.mqtt_client import ControllerClient, DeviceIdentity
@@ -34,11 +34,19 @@ def run_simulation(
     seed: int = 1,
     stop: threading.Event | None = None,
     time_base: TimeBase | None = None,
+    events: EventContext | None = None,
 ) -> int:
     """Publish until `count` messages or `duration_s` elapsed (or forever), or, with a ReplayTime, until its
     window is sent; returns the messages acknowledged."""
     stop = stop or threading.Event()
-    endpoints = load_endpoints(conn.registry_dsn, fleet.wiring, seed, conn.registry_schema)
+    endpoints = load_endpoints(
+        conn.registry_dsn,
+        fleet.wiring,
+        seed,
+        conn.registry_schema,
+        unregistered=fleet.unregistered,
+        events=events,
+    )
     ledger = Ledger(ledger_path)
     clients = {mac: ControllerClient(mac, conn, ledger, (identities or {}).get(mac)) for mac in fleet.macs}
     rng = random.Random(seed)

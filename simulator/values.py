@@ -61,12 +61,3 @@ class SensorModel:
             else:
                 out[dp.label] = quantise(out[dp.label], dp.decimals)
         return out
-
-
-def toggled(state: dict[str, bool], labels: list[str], rng: random.Random) -> dict[str, bool] | None:
-    """A status change with some probability: returns the new full state, or None when nothing changed."""
-    if rng.random() > 0.3:
-        return None
-    label = rng.choice(labels)
-    state[label] = not state.get(label, False)
-    return dict(state)

@@ -35,8 +35,18 @@ def test_the_templates_are_the_documented_ones() -> None:
     for row in _table("| template | datapoint (label) |"):
         template = row[0] or template
         documented.setdefault(template, []).append((row[1], row[2], int(row[3]), int(row[5])))
-    ours = {name: [(d.label, d.encoding, d.offset, d.decimals) for d in t.datapoints] for name, t in TEMPLATES.items()}
+    ours = {
+        name: [(d.label, d.encoding, d.offset, d.decimals) for d in t.datapoints]
+        for name, t in TEMPLATES.items()
+        if t.datapoints
+    }
     assert ours == documented
+    # Templates without datapoints (the reader) are in the templates' table, which says so.
+    listed = {row[0].split(" ")[0]: row for row in _table("| template (model, description) |")}
+    for name, t in TEMPLATES.items():
+        assert name in listed
+        if not t.datapoints:
+            assert "no datapoints" in listed[name][4]
 
 
 def test_the_sample_fleet_and_its_topics_are_the_documented_ones() -> None:
@@ -58,16 +68,31 @@ def test_generated_fleets_keep_their_prefixes_and_shape() -> None:
     assert bench.controllers[1] == ("Bench Controller 2", "be5e00000002")
     for fleet in (sim, bench):
         assert all(re.fullmatch(r"[0-9a-f]{12}", mac) for mac in fleet.macs)
-        assert len(fleet.wiring) == 5 * len(fleet.controllers)
+        assert len(fleet.wiring) == 9 * len(fleet.controllers)
+        assert len(fleet.unregistered) == len(fleet.controllers)
         per_controller = {(w.mac, w.connector, w.position) for w in fleet.wiring}
         assert len(per_controller) == len(fleet.wiring), "two devices on one pin"
         assert len({(w.mac, w.device) for w in fleet.wiring}) == len(fleet.wiring), "device names repeat"
-    assert [(w.connector, w.position, w.device, w.template) for w in bench.wiring[:5]] == [
+        # The unregistered exit buttons publish at a pin the registry gives to the door sensors.
+        assert all((w.mac, w.connector, w.position) in per_controller for w in fleet.unregistered)
+    assert [(w.connector, w.position, w.device, w.template) for w in bench.wiring[:9]] == [
         (1, 1, "Bench 1 Env A", "ENV-S1"),
         (1, 2, "Bench 1 Env B", "ENV-S1"),
         (2, 1, "Bench 1 Door", "DS-2"),
         (3, 1, "Bench 1 Power", "PM-100"),
         (4, 1, "Bench 1 Pressure", "PS-1"),
+        (2, 2, "Bench 1 Reader", "RD-1"),
+        (3, 2, "Bench 1 Strike", "SK-1"),
+        (4, 2, "Bench 1 Siren", "SR-1"),
+        (1, 3, "Bench 1 Motion", "MS-1"),
+    ]
+    topics = [topic_of(w, TEMPLATES[w.template]) for w in (*bench.wiring[5:9], bench.unregistered[0])]
+    assert topics == [
+        "tele/f2-be5e00000001/access-control-mode/J2/reader-2",
+        "stat/f2-be5e00000001/access-control-mode/J3/strike-2",
+        "stat/f2-be5e00000001/alarm-mode/J4/siren-2",
+        "stat/f2-be5e00000001/alarm-mode/J1/motion-sensor-3",
+        "stat/f2-be5e00000001/access-control-mode/J2/exit-buttons",
     ]
 
 
