@@ -1,5 +1,5 @@
-"""Alerts: a failed blocking check, a device that falls silent. Each is logged, then posted as JSON to the
-webhook of F2_ALERT_WEBHOOK_URL when one is set.
+"""Alerts: a failed blocking check, a device that falls silent, a door held open. Each is logged, then posted
+as JSON to the webhook of F2_ALERT_WEBHOOK_URL when one is set.
 
 The body carries a top-level `text` (what chat webhooks display) next to structured fields for machines.
 A webhook that fails is logged and never fails the check or sensor that raised the alert.
@@ -22,6 +22,7 @@ log = logging.getLogger("f2_platform.quality.alerts")
 
 KIND_BLOCKING_CHECK = "blocking_check_failed"
 KIND_DEVICE_SILENT = "device_silent"
+KIND_DOOR_HELD_OPEN = "door_held_open"
 
 
 @dataclass(frozen=True)
@@ -101,4 +102,21 @@ def silent_devices_alert(devices: list[dict[str, Any]], threshold_intervals: int
         title=f"{len(devices)} device(s) fell silent",
         text=f"no reading for more than {threshold_intervals} expected intervals: {names}",
         details={"devices": devices, "threshold_intervals": threshold_intervals},
+    )
+
+
+def door_held_open_alert(doors: list[dict[str, Any]], threshold_s: int, window: str) -> Alert:
+    """Doors whose open run lasted (or, still open, lasts) longer than `threshold_s`; one alert per check run,
+    listing the runs not alerted before."""
+    names = ", ".join(
+        f"{d.get('component')} of {d.get('controller_mac')} (J{d.get('connector')}) open {d.get('held_s')} s"
+        + (" and still open" if d.get("still_open") else "")
+        for d in doors
+    )
+    return Alert(
+        kind=KIND_DOOR_HELD_OPEN,
+        severity="WARN",
+        title=f"{len(doors)} door(s) held open longer than {threshold_s} s",
+        text=f"window {window}: {names}",
+        details={"doors": doors, "threshold_s": threshold_s, "window": window},
     )

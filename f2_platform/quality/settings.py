@@ -62,6 +62,12 @@ class QualitySettings(BaseSettings):
         3 * 3600, gt=0, description="Checks on recent readings (decoded_data) cover this many seconds before now."
     )
     sample_rows: int = Field(20, gt=0, description="Failing rows shown in a check's metadata and in a report table.")
+    door_held_open_s: int = Field(
+        300,
+        gt=0,
+        description="Door held open: a door open for longer than this many seconds (an open run in the checked "
+        "window, or open still) fails the door_held_open warning and is alerted once per open run.",
+    )
     report_dir: Path | None = Field(
         None, description="Where the daily reports go (unset: <F2_STATE_DIR>/reports/data-quality)."
     )

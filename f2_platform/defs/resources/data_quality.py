@@ -34,6 +34,7 @@ class DataQualityResource(dg.ConfigurableResource):
     freshness_lookback_days: int = _from_settings("freshness_lookback_days")
     recent_window_s: int = _from_settings("recent_window_s")
     sample_rows: int = _from_settings("sample_rows")
+    door_held_open_s: int = _from_settings("door_held_open_s")
     report_dir: str | None = _from_settings("report_dir")
 
     @classmethod

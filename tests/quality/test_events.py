@@ -1,0 +1,240 @@
+"""The event aggregates, their checks and the door-held-open alert against the real database and a real HTTP
+receiver: the seeded day's events (tests/quality/event_seed.py) materialized by the events jobs hold exactly the
+numbers computed there; a door held open fails the WARN check and is posted once per open run, also when the
+partition runs again; a re-run gives the same rows; an invalid event fails the blocking check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import psycopg
+import pytest
+
+from f2_platform.quality import alerts
+from tests.quality import event_seed as e
+from tests.quality.conftest import Receiver, hourly_range_tags
+
+pytestmark = pytest.mark.integration
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def seeded_events(migrated, quality_env) -> Iterator[list[e.Event]]:
+    with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+        seeded = e.seed(conn)
+    try:
+        yield seeded
+    finally:
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+            e.remove(conn)
+
+
+def forget_alerts(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM event_alerts WHERE controller_mac = ANY(%s)", (list(e.MACS),))
+
+
+def door_alerts(receiver: Receiver) -> list[dict[str, Any]]:
+    return [body for body in receiver.of_kind(alerts.KIND_DOOR_HELD_OPEN) if _ours(body)]
+
+
+def _ours(body: dict[str, Any]) -> bool:
+    return any(d["controller_mac"] in e.MACS for d in body["details"]["doors"])
+
+
+def alerted_runs(bodies: list[dict[str, Any]]) -> list[tuple[str, int, str, datetime]]:
+    return [
+        (d["controller_mac"], d["connector"], d["component"], datetime.fromisoformat(d["run_start"]))
+        for body in bodies
+        for d in body["details"]["doors"]
+    ]
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
+    return [ev.event_specific_data for ev in result.all_events if ev.event_type_value == "ASSET_CHECK_EVALUATION"]
+
+
+@pytest.fixture(scope="module")
+def materialized(seeded_events: list[e.Event], code_location, instance, receiver: Receiver, migrated) -> dict[str, Any]:
+    """The seeded day's 24 hours in one range run and the day; the alerts they posted."""
+    forget_alerts(migrated.timeseries_dsn)
+    receiver.clear()
+    before = datetime.now(UTC)
+    hourly = code_location.resolve_job_def("events_hourly_job").execute_in_process(
+        instance=instance, tags=hourly_range_tags(e.DAY_START, 24)
+    )
+    daily = code_location.resolve_job_def("events_daily_job").execute_in_process(
+        instance=instance, partition_key=e.DAY.isoformat()
+    )
+    return {"hourly": hourly, "daily": daily, "alerts": door_alerts(receiver), "before": before}
+
+
+def stored_activity(dsn: str, table: str) -> dict[tuple[datetime, str, int, str], tuple]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            f"SELECT bucket, controller_mac, connector, component, events, access_attempts, distinct_credentials, "  # noqa: S608
+            f"open_count, round(open_s::numeric, 6)::float8, round(longest_open_s::numeric, 6)::float8, outages, "
+            f"round(outage_s::numeric, 6)::float8 FROM {table} "
+            "WHERE controller_mac = ANY(%s) AND bucket >= %s AND bucket < %s",
+            (list(e.MACS), e.DAY_START, e.DAY_START + DAY),
+        ).fetchall()
+    return {(r[0], r[1], r[2], r[3]): tuple(r[4:]) for r in rows}
+
+
+def stored_counts(dsn: str, table: str) -> dict[tuple, int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            f"SELECT bucket, controller_mac, connector, component, kind, state, events FROM {table} "  # noqa: S608
+            "WHERE controller_mac = ANY(%s) AND bucket >= %s AND bucket < %s",
+            (list(e.MACS), e.DAY_START, e.DAY_START + DAY),
+        ).fetchall()
+    return {tuple(r[:6]): r[6] for r in rows}
+
+
+def test_aggregates_hold_the_seeded_numbers(materialized: dict[str, Any], seeded_events, migrated) -> None:
+    assert materialized["hourly"].success and materialized["daily"].success
+    now = datetime.now(UTC)
+    hourly = stored_activity(migrated.timeseries_dsn, "event_activity_hourly")
+    daily = stored_activity(migrated.timeseries_dsn, "event_activity_daily")
+    assert hourly == e.expected_activity(seeded_events, e.DAY_START, HOUR, now)
+    assert daily == e.expected_activity(seeded_events, e.DAY_START, DAY, now)
+    assert stored_counts(migrated.timeseries_dsn, "event_counts_hourly") == e.expected_counts(seeded_events, HOUR)
+    assert stored_counts(migrated.timeseries_dsn, "event_counts_daily") == e.expected_counts(seeded_events, DAY)
+
+    # The numbers an operator reads, by hand: (events, attempts, credentials, openings, open s, longest s,
+    # outages, offline s).
+    door, reader, ctrl = (e.MAC_A, 1, "door-sensor-1"), (e.MAC_A, 1, "reader-1"), (e.MAC_A, 0, "controller")
+    h = lambda hour: e.DAY_START + hour * HOUR  # noqa: E731
+    assert hourly[(h(8), *reader)] == (4, 3, 2, 0, 0.0, 0.0, 0, 0.0)
+    assert hourly[(h(9), *reader)] == (1, 1, 1, 0, 0.0, 0.0, 0, 0.0)
+    assert hourly[(h(0), *door)] == (1, 0, 0, 0, 120.0, 120.0, 0, 0.0)  # open since the day before
+    assert hourly[(h(8), *door)] == (3, 0, 0, 2, 327.0, 300.0, 0, 0.0)
+    assert hourly[(h(9), *door)] == (1, 0, 0, 0, 600.0, 600.0, 0, 0.0)
+    assert hourly[(h(10), *door)] == (3, 0, 0, 1, 120.0, 120.0, 0, 0.0)  # reported open twice: one opening
+    assert hourly[(h(23), *door)] == (1, 0, 0, 1, 120.0, 120.0, 0, 0.0)  # still open at the day's end
+    assert hourly[(h(11), *ctrl)] == (2, 0, 0, 0, 0.0, 0.0, 1, 2700.0)
+    assert hourly[(h(0), e.MAC_B, 0, "controller")] == (0, 0, 0, 0, 0.0, 0.0, 0, 3600.0)  # offline, no event
+    assert hourly[(h(1), e.MAC_B, 0, "controller")] == (1, 0, 0, 0, 0.0, 0.0, 0, 1800.0)
+    assert daily[(e.DAY_START, *reader)] == (5, 4, 3, 0, 0.0, 0.0, 0, 0.0)
+    assert daily[(e.DAY_START, *door)] == (9, 0, 0, 4, 1287.0, 900.0, 0, 0.0)
+    assert daily[(e.DAY_START, e.MAC_B, 0, "controller")] == (1, 0, 0, 0, 0.0, 0.0, 0, 5400.0)
+
+    # Every check ran and passed but the door warnings.
+    evaluations = check_results(materialized["hourly"]) + check_results(materialized["daily"])
+    by_name: dict[str, list[dg.AssetCheckEvaluation]] = {}
+    for evaluation in evaluations:
+        by_name.setdefault(evaluation.check_name, []).append(evaluation)
+    assert set(by_name) == {"events_valid", "event_aggregates_consistent", "door_held_open"}
+    assert all(ev.passed for name in ("events_valid", "event_aggregates_consistent") for ev in by_name[name])
+    held = [ev for ev in by_name["door_held_open"] if not ev.passed]
+    assert held and all(ev.severity == dg.AssetCheckSeverity.WARN for ev in held)
+
+    # The materialization's metadata: numbers the UI plots, and the events per kind and state.
+    (daily_event,) = materialized["daily"].get_asset_materialization_events()
+    metadata = daily_event.materialization.metadata
+    assert metadata["access_attempts"].value >= 4 and metadata["door_openings"].value >= 4
+    assert "| access | - |" in str(metadata["summary"].value)
+    assert {"kind", "state", "events"} <= {c.name for c in metadata["events_by_kind_state"].value.schema.columns}
+
+
+def test_each_door_run_held_open_is_alerted_once(materialized: dict[str, Any], seeded_events) -> None:
+    """Over the range run and the daily run: the three runs held open longer than the threshold (the one from
+    the day before, 15 minutes across 09:00, the one still open) are each posted exactly once, although the
+    09:00 hour and the day see runs already alerted."""
+    now = datetime.now(UTC)
+    expected = e.held_open_runs(seeded_events, e.DAY_START, e.DAY_START + DAY, now)
+    assert set(expected) == {
+        (e.MAC_A, 1, "door-sensor-1", e.hms(23, 50, day_offset=-1)),
+        (e.MAC_A, 1, "door-sensor-1", e.hms(8, 55)),
+        (e.MAC_A, 1, "door-sensor-1", e.hms(23, 58)),
+    }
+    runs = alerted_runs(materialized["alerts"])
+    assert sorted(runs) == sorted(expected)
+    assert all(body["severity"] == "WARN" for body in materialized["alerts"])
+
+
+def test_door_held_open_warns_and_posts_one_alert(
+    seeded_events, code_location, instance, receiver: Receiver, migrated
+) -> None:
+    """The hour 08:00 alone: the door held open 15 minutes from 08:55 fails the WARN check and posts exactly one
+    alert; running the partition again fails the check again and posts nothing."""
+    forget_alerts(migrated.timeseries_dsn)
+    receiver.clear()
+    key = e.hms(8, 0).strftime("%Y-%m-%d-%H:%M")
+    job = code_location.resolve_job_def("events_hourly_job")
+    first = job.execute_in_process(instance=instance, partition_key=key)
+    assert first.success  # a warning never fails the run
+    (held,) = [ev for ev in check_results(first) if ev.check_name == "door_held_open"]
+    assert not held.passed and held.severity == dg.AssetCheckSeverity.WARN
+    assert held.metadata["failure_count"].value == 1 and held.metadata["runs_alerted_now"].value == 1
+    (body,) = door_alerts(receiver)
+    (door,) = body["details"]["doors"]
+    assert (door["controller_mac"], door["component"], door["held_s"], door["still_open"]) == (
+        e.MAC_A,
+        "door-sensor-1",
+        900.0,
+        False,
+    )
+    assert datetime.fromisoformat(door["run_start"]) == e.hms(8, 55)
+    assert body["details"]["threshold_s"] == e.HELD_OPEN_S and "door-sensor-1" in body["text"]
+
+    again = job.execute_in_process(instance=instance, partition_key=key)
+    (held_again,) = [ev for ev in check_results(again) if ev.check_name == "door_held_open"]
+    assert not held_again.passed and held_again.metadata["runs_alerted_before"].value == 1
+    assert len(door_alerts(receiver)) == 1
+
+
+def test_a_rerun_gives_the_same_rows(materialized: dict[str, Any], code_location, instance, migrated) -> None:
+    dsn = migrated.timeseries_dsn
+    tables = ("event_activity_hourly", "event_activity_daily", "event_counts_hourly", "event_counts_daily")
+    before = {t: (stored_activity if "activity" in t else stored_counts)(dsn, t) for t in tables}
+    code_location.resolve_job_def("events_hourly_job").execute_in_process(
+        instance=instance, partition_key=e.hms(8, 0).strftime("%Y-%m-%d-%H:%M")
+    )
+    code_location.resolve_job_def("events_daily_job").execute_in_process(
+        instance=instance, partition_key=e.DAY.isoformat()
+    )
+    after = {t: (stored_activity if "activity" in t else stored_counts)(dsn, t) for t in tables}
+    assert after == before
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        (rows,) = conn.execute(
+            "SELECT count(*) FROM event_activity_hourly WHERE bucket = %s AND controller_mac = ANY(%s)",
+            (e.hms(8, 0), list(e.MACS)),
+        ).fetchone() or (0,)
+    assert rows == 3  # reader, door, strike of A at 08:00; one row each, never a second
+
+
+def test_invalid_events_fail_the_blocking_check(
+    code_location, instance, receiver: Receiver, migrated, quality_env
+) -> None:
+    """A door in an unknown state and a negative duration, in an hour of their own (the day before the seeded
+    day's events): events_valid fails as a blocking ERROR and posts the blocking-check alert."""
+    bad_hour = e.DAY_START - 2 * DAY + 12 * HOUR
+    with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+        conn.execute(
+            'INSERT INTO device_events ("time", controller_mac, connector, component, kind, state, previous_state, '
+            "previous_duration_s) VALUES (%s, %s, 1, 'door-sensor-1', 'state', 'ajar', 'closed', -5), "
+            "(%s, %s, 1, 'gate-1', 'state', 'open', NULL, NULL)",
+            (bad_hour + timedelta(minutes=5), e.MAC_BAD, bad_hour + timedelta(minutes=6), e.MAC_BAD),
+        )
+    receiver.clear()
+    try:
+        result = code_location.resolve_job_def("events_hourly_job").execute_in_process(
+            instance=instance, partition_key=bad_hour.strftime("%Y-%m-%d-%H:%M"), raise_on_error=False
+        )
+    finally:
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+            e.remove(conn)
+    (valid,) = [ev for ev in check_results(result) if ev.check_name == "events_valid"]
+    assert not valid.passed and valid.severity == dg.AssetCheckSeverity.ERROR
+    assert valid.metadata["failure_count"].value == 2
+    failed = str(valid.metadata["failing_rows_sample"].value)
+    for name in ("valid_state", "previous_duration_not_negative", "component_naming"):
+        assert name in failed, name
+    (body,) = [b for b in receiver.of_kind(alerts.KIND_BLOCKING_CHECK) if b["details"]["check"] == "events_valid"]
+    assert body["details"]["asset"] == "events_hourly"
