@@ -55,4 +55,14 @@ $$;
 -- Grafana: everything in public read-only, including the aggregates Dagster creates later.
 GRANT USAGE ON SCHEMA public TO f2_grafana;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO f2_grafana;
+-- The event aggregates (timeseries migration 0007) are written by Dagster as the owner; the sink never
+-- touches them (no grant), Grafana reads them (named here so that a narrower grant above keeps them).
+DO $$
+BEGIN
+    IF to_regclass('event_activity_hourly') IS NOT NULL THEN
+        GRANT SELECT ON event_counts_hourly, event_counts_daily, event_activity_hourly, event_activity_daily,
+            event_alerts TO f2_grafana;
+    END IF;
+END
+$$;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO f2_grafana;
