@@ -1,27 +1,39 @@
 """Reader credentials never pass the bridge in clear (issue 17, item 2), on the real stack: scans published over
 MQTT reach f2.raw only as keyed fingerprints, which this test computes itself from the stack's secret file,
 and the tokens appear byte for byte nowhere in f2.raw, the dead letters, the logs or the daemons' metrics.
-`f2 credentials fingerprint` gives an operator the same fingerprint."""
+`f2 credentials fingerprint` gives an operator the same fingerprint. The simulator's readers, scanning a pool
+of cards through the whole platform, leave their tokens in no topic, table, log or metric, and the CLI's query
+finds exactly each card's scans."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import json
 import os
+import random
+import re
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 
 from f2_platform.stack.manager import Stack
+from simulator.reconcile import ledger_events, wait_events_reconciled
 from streaming.kafka import topics
+from streaming.settings import ConnectionSettings
 from tests.pipeline import Pipeline
-from tests.realtime import TopicReader, publish, wait_for
+from tests.realtime import TopicReader, publish, simulate, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +221,133 @@ def test_f2_credentials_fingerprint_refuses_without_a_secret(tmp_path) -> None:
     assert bad_hex.returncode == 1
     assert "--hex: the token is not hexadecimal byte pairs" in bad_hex.stderr
     assert "CARD" not in bad_hex.stderr
+
+
+# ------------------------------------------------------------------ simulated scans through the whole platform
+
+
+def topic_bytes(conn: ConnectionSettings) -> dict[str, bytes]:
+    """Every record of every topic but Kafka's internal ones (keys, values, headers), from the beginning, aborted
+    transactions' records included (read_uncommitted): what the brokers hold."""
+    consumer = Consumer(
+        {
+            **conn.kafka_config(),
+            "group.id": f"test-scan-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_uncommitted",
+        }
+    )
+    out: dict[str, bytes] = {}
+    try:
+        for name, meta in consumer.list_topics(timeout=10).topics.items():
+            if name.startswith("__"):
+                continue
+            ends, parts = {}, []
+            for p in meta.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+                if high > low:
+                    ends[p] = high
+                    parts.append(TopicPartition(name, p, low))
+            chunks: list[bytes] = []
+            if parts:
+                consumer.assign(parts)
+                deadline = time.monotonic() + 120
+                while not at_end(consumer, parts, ends):
+                    assert time.monotonic() < deadline, f"could not read {name} to its end"
+                    for m in consumer.consume(5000, 0.5):
+                        if m.error() is None:
+                            chunks += [m.key() or b"", m.value() or b""]
+                            chunks += [k.encode() + (v or b"") for k, v in m.headers() or []]
+                consumer.unassign()
+            out[name] = b"\n".join(chunks)
+    finally:
+        consumer.close()
+    return out
+
+
+def at_end(consumer: Consumer, parts: list[TopicPartition], ends: dict[int, int]) -> bool:
+    # Positions, not the last record's offset: transaction markers take a topic's last offsets.
+    return all(tp.offset >= ends[tp.partition] for tp in consumer.position(parts))
+
+
+def table_bytes(dsn: str) -> dict[str, bytes]:
+    """Every table of the database (TimescaleDB's chunks and catalog included), as COPY text."""
+    out: dict[str, bytes] = {}
+    with psycopg.connect(dsn) as db:
+        tables = db.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        for schema, table in tables:
+            name = sql.Identifier(schema, table)
+            query = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT").format(name)
+            with db.cursor() as cur, cur.copy(query) as copy:
+                out[f"{schema}.{table}"] = b"".join(bytes(data) for data in copy)
+    return out
+
+
+@pytest.mark.slow
+def test_scanned_cards_are_stored_only_as_fingerprints_and_found_by_the_cli(
+    migrated, stack, stack_env, pipeline, tmp_path
+) -> None:
+    secret = stack_secret(stack)
+    ledger = tmp_path / "ledger.jsonl"
+    seed = random.randrange(10**6, 10**9)  # the cards are the seed's: no other run scanned them
+    env = {**stack_env, "F2_SIMULATOR_TRANSPORT": "internal"}
+    proc = simulate(
+        env, "--interval", "0.05", "--count", "1500", "--ledger", str(ledger), "--seed", str(seed),
+        "--event-activity", "1", "--cards", "4",
+    )  # fmt: skip
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out.decode()[-2000:]
+
+    # The scans, from what the simulator published: each access event with the token its payload carried.
+    scans: dict[bytes, list[tuple[str, str, str]]] = {}
+    with open(ledger) as fh:
+        for line in fh:
+            entry = json.loads(line)
+            for e in entry["events"]:
+                if e["kind"] == "access":
+                    token = ast.literal_eval(json.loads(entry["payload"])["data"])
+                    assert e["credential_fingerprint"] == fingerprint(secret, token)
+                    scans.setdefault(token, []).append((e["time"], e["controller_mac"], e["component"]))
+    events = ledger_events([ledger])
+    report = wait_events_reconciled(events, migrated.timeseries_dsn, 120)
+    assert report.ok, report.detail
+    qr = max((t for t in scans if t.startswith(b"F2-QR-")), key=lambda t: len(scans[t]))
+    nfc = max((t for t in scans if t.startswith(b"\x04")), key=lambda t: len(scans[t]))
+    assert len(scans[qr]) >= 2 and len(scans[nfc]) >= 2, "the readers scanned the site's cards more than once"
+
+    # Byte for byte, nowhere: neither the tokens' bytes nor the text of the literals that carried them.
+    needles = [n for token in scans for n in (token, repr(token).encode())]
+    places = {f"topic {k}": v for k, v in topic_bytes(migrated).items()}
+    places |= {f"table {k}": v for k, v in table_bytes(migrated.timeseries_dsn).items()}
+    logs = [*stack.layout.logs.glob("*.log"), *(d.log_path for d in pipeline.daemons)]
+    places |= {f"log {log}": log.read_bytes() for log in logs}
+    places["metrics"] = all_metrics(pipeline).encode()
+    assert "topic f2.events" in places and "table public.device_events" in places
+    for where, blob in places.items():
+        for needle in needles:
+            assert needle not in blob, f"a scanned token is in {where}"
+    # The fingerprints are where the events are.
+    for token in (qr, nfc):
+        assert fingerprint(secret, token).encode() in places["table public.device_events"]
+        assert fingerprint(secret, token).encode() in places["topic f2.raw"]
+        assert fingerprint(secret, token).encode() in places["topic f2.events"]
+
+    # The operator's way: the CLI's fingerprint, and its SQL finds exactly the card's scans.
+    for token, args in ((qr, [qr.decode()]), (nfc, ["--hex", nfc.hex(" ")])):
+        result = run_fingerprint(stack_env, *args)
+        assert result.returncode == 0, result.stderr
+        assert f"k1 (current): {fingerprint(secret, token)}" in result.stdout
+        query = re.search(r"SELECT .*?;", result.stdout, re.DOTALL)
+        assert query is not None, result.stdout
+        with psycopg.connect(migrated.timeseries_dsn) as db:
+            found = db.execute(query.group(0)).fetchall()
+        got = sorted((rfc3339_of(row[0]), row[1], row[3]) for row in found)
+        assert got == sorted(scans[token])
+        assert {(row[4], row[8]) for row in found} == {("access", len(token))}
+
+
+def rfc3339_of(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
