@@ -61,6 +61,7 @@ class Difference:
             "offset": self.offset,
             "kind": self.kind,
             "detail": self.detail,
+            "missing": [list(key) for key in self.missing],
         }
 
 

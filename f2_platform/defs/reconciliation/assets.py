@@ -7,7 +7,7 @@ and a failed check alerts through the webhook. A backfill over any range of hour
 """
 
 # No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -21,16 +21,25 @@ from f2_platform.partitions import bucket_floor, hourly_partitions
 from f2_platform.quality import alerts
 from f2_platform.reconciliation.compare import reconcile
 from f2_platform.reconciliation.settings import ReconciliationSettings
+from f2_platform.settings import DagsterSettings
 
 HOURLY_RECONCILIATION = dg.AssetKey("hourly_reconciliation")
 CHECK_NAME = "raw_records_accounted_for"
 GROUP = "reconciliation"
 
+_START = DagsterSettings().partitions_start
+# Hours of the bridges' receive time, the current one included (end_offset=1): reconciling the hour still
+# under way compares what arrived so far (the bridges' counts and f2.raw grow together); the schedule only
+# asks for closed hours.
+reconciliation_partitions = dg.HourlyPartitionsDefinition(
+    start_date=datetime(_START.year, _START.month, _START.day), timezone="UTC", end_offset=1, fmt=hourly_partitions.fmt
+)
+
 
 @dg.asset(
     key=HOURLY_RECONCILIATION,
     deps=[RAW_TOPIC, DECODED_TOPIC, DEADLETTER_TOPIC, DECODED_DATA],
-    partitions_def=hourly_partitions,
+    partitions_def=reconciliation_partitions,
     group_name=GROUP,
     kinds={"kafka", "postgres"},
     check_specs=[
@@ -117,7 +126,6 @@ def hourly_reconciliation(
 hourly_reconciliation_job = dg.define_asset_job(
     "hourly_reconciliation_job",
     selection=[HOURLY_RECONCILIATION],
-    partitions_def=hourly_partitions,
     description="Reconciles one receive hour across every hop (a backfill: any range of hours).",
 )
 
@@ -135,5 +143,5 @@ _GRACE = timedelta(minutes=ReconciliationSettings().grace_minutes)
 def hourly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     due = context.scheduled_execution_time.astimezone(UTC) - _GRACE
     hour = bucket_floor(due, timedelta(hours=1)) - timedelta(hours=1)
-    key = hour.strftime(hourly_partitions.fmt)
+    key = hour.strftime(reconciliation_partitions.fmt)
     return dg.RunRequest(run_key=key, partition_key=key)
