@@ -17,6 +17,8 @@ from f2_platform.quality.deadletters import DeadLetterCounts, count_dead_letters
 from f2_platform.quality.evaluation import WindowEvaluation
 from f2_platform.quality.fleet import load_fleet
 from f2_platform.quality.report.numbers import build_report, markdown_summary
+from f2_platform.quality.report.reconciliation import build_reconciliation_section
+from f2_platform.quality.report.reconciliation import summary_of as reconciliation_summary
 from f2_platform.quality.report.render import ReportFiles, write_report
 from f2_platform.quality.settings import QualitySettings
 from f2_platform.quality.window import CheckWindow
@@ -72,5 +74,7 @@ def generate_daily_report(
             log.warning("dead letters of %s could not be counted: %s", day, exc)
             error = str(exc)
     report = build_report(evaluation, dead, error)
+    report["reconciliation"] = build_reconciliation_section(timescale, window, fleet.controllers)
+    report["summary"].update(reconciliation_summary(report["reconciliation"]))
     files = write_report(report, out_dir or default_report_dir(settings))
     return GeneratedReport(files, report, evaluation)
