@@ -70,8 +70,8 @@ def history_lines(r: HistoryRecord, loaded_now: bool) -> list[str]:
     when = "loaded now" if loaded_now else "loaded by an earlier `f2 demo up`, not loaded again"
     lines = [
         f"History: {hours:g} h of the sample fleet, {r.window.label()} ({when}):",
-        f"  {r.messages} messages through MQTT -> bridge -> Kafka -> processor -> sink, {r.readings} readings;"
-        " decoded_data matches the simulator's ledger exactly",
+        f"  {r.messages} messages through MQTT -> bridge -> Kafka -> processor -> sink, {r.readings} readings, "
+        f"{r.events} events; decoded_data and device_events match the simulator's ledger exactly",
     ]
     m = r.materialized or {}
     hourly, daily, report, recent = (m.get(k) or {} for k in ("hourly", "daily", "report", "recent"))

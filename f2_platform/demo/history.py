@@ -2,8 +2,10 @@
 materialized in Dagster, so the demo shows aggregates, checks and a report within minutes.
 
 1. `f2 simulate --history` replays the window (MQTT -> bridge -> Kafka -> processor -> sink, device
-   timestamps in the past, as fast as its rate allows) with a ledger of what the broker acknowledged, and
-   `--reconcile` waits until decoded_data holds exactly the ledger's readings;
+   timestamps in the past, as fast as its rate allows: frames, and the events of the doors, buttons, motion
+   sensors, strikes, sirens and readers) with a ledger of what the broker acknowledged, and `--reconcile`
+   waits until decoded_data holds exactly the ledger's readings, and device_events and component_states
+   its events;
 2. the partitions of those hours are materialized in the demo's Dagster instance (materialize.py).
 
 A record in $F2_STATE_DIR/demo/history.json says what was loaded, so a second `make demo` loads nothing
@@ -127,24 +129,26 @@ def _replay(stack: Stack, env: Mapping[str, str], window: HistoryWindow, log: Pa
     if code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-8:])
         raise HistoryError(f"the history did not load (f2 simulate exited with {code}); last lines of {log}:\n{tail}")
-    record.messages, record.readings = _ledger_counts(ledger)
+    record.messages, record.readings, record.events = _ledger_counts(ledger)
     record.reconciled = True
     write_record(state_dir, record)
     say(
-        f"history: {record.messages} messages acknowledged by the broker, {record.readings} readings; "
-        f"decoded_data matches the ledger exactly ({ledger})"
+        f"history: {record.messages} messages acknowledged by the broker, {record.readings} readings, "
+        f"{record.events} events; decoded_data and device_events match the ledger exactly ({ledger})"
     )
     return record
 
 
-def _ledger_counts(ledger: Path) -> tuple[int, int]:
-    """(messages, readings) of a ledger: one JSON line per message, with its readings."""
-    messages = readings = 0
+def _ledger_counts(ledger: Path) -> tuple[int, int, int]:
+    """(messages, readings, events) of a ledger: one JSON line per message, with its readings and events."""
+    messages = readings = events = 0
     with open(ledger) as fh:
         for line in fh:
+            entry = json.loads(line)
             messages += 1
-            readings += len(json.loads(line)["readings"])
-    return messages, readings
+            readings += len(entry["readings"])
+            events += len(entry.get("events", ()))
+    return messages, readings, events
 
 
 def _materialize(stack: Stack, env: Mapping[str, str], record: HistoryRecord, say: Say) -> Materialized:

@@ -83,6 +83,7 @@ class HistoryRecord:
     ledger: str
     messages: int = 0
     readings: int = 0
+    events: int = 0  # of the doors, buttons, motion sensors, strikes, sirens and readers
     reconciled: bool = False
     materialized: dict[str, Any] | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -25,6 +25,7 @@ import pytest
 
 from f2_platform.stack.hermetic import hermetic_stack_settings, make_state_dir
 from f2_platform.stack.ports import free_port
+from simulator.reconcile import ledger_events, reconcile_events
 from tests.realtime import F2, ledger_readings, reconcile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -109,7 +110,7 @@ def test_history_goes_through_the_pipeline_and_reconciles(demo: Demo) -> None:
     assert (record["start"], record["end"]) == (demo.start.isoformat(), demo.end.isoformat())
     ledger = Path(str(record["ledger"]))
     lines = [json.loads(line) for line in ledger.read_text().splitlines()]
-    frames = [m for m in lines if m["topic"].startswith("tele/")]
+    frames = [m for m in lines if "/sensor-mode/" in m["topic"]]  # readers publish on tele/ too
     # Every sensor once per interval over the window, each stamped inside it.
     assert len(frames) == SENSORS * int(HISTORY.total_seconds()) // INTERVAL_S
     stamps = {datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")) for m in lines for r in m["readings"]}
@@ -119,6 +120,13 @@ def test_history_goes_through_the_pipeline_and_reconciles(demo: Demo) -> None:
     dsn = _stack_env(demo)["F2_TIMESERIES_DSN"]
     result = reconcile(ledger, dsn)
     assert result.exact, result
+    # The doors, buttons, motion sensors, strikes, sirens and readers of the sample fleet: their events are in
+    # device_events and component_states exactly as the ledger says.
+    events = ledger_events([ledger])
+    assert {e["kind"] for e in events} >= {"state", "access"}
+    assert record["events"] == len(events)
+    events_result = reconcile_events(events, dsn)
+    assert events_result.ok, events_result.detail
 
 
 def test_the_demo_instance_holds_the_hours_checks_and_report(demo: Demo) -> None:
@@ -162,7 +170,7 @@ def test_the_demo_instance_holds_the_hours_checks_and_report(demo: Demo) -> None
     report = json.loads(sidecar.read_text())
     ledger = Path(str(_record(demo)["ledger"]))
     frame_readings = sum(
-        len(m["readings"]) for m in map(json.loads, ledger.read_text().splitlines()) if m["topic"].startswith("tele/")
+        len(m["readings"]) for m in map(json.loads, ledger.read_text().splitlines()) if "/sensor-mode/" in m["topic"]
     )
     assert report["day"] == day and report["summary"]["readings"] == frame_readings
     assert report["summary"]["low_completeness_hours"] == SENSORS * 21  # the 21 hours before the history
