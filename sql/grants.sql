@@ -7,7 +7,8 @@
 --   f2_processor  reads the registry (and LISTENs for its changes)
 --   f2_sink       inserts and updates readings: decoded_data and latest_values (and logs late windows
 --                 in aggregate_invalidations through their trigger), and events: device_events,
---                 component_states, controller_presence; nothing else
+--                 component_states, controller_presence, and its record of each batch (sink_batches);
+--                 nothing else
 --   f2_grafana    reads the time series and the aggregates for dashboards
 DO $$
 DECLARE
@@ -42,6 +43,9 @@ GRANT SELECT, INSERT, UPDATE ON decoded_data, latest_values TO f2_sink;
 -- Events (timeseries migration 0006): inserted ON CONFLICT DO NOTHING; previous_state of a late event's
 -- successors, component_states and controller_presence updated in place (SELECT .. FOR UPDATE needs UPDATE).
 GRANT SELECT, INSERT, UPDATE ON device_events, component_states, controller_presence TO f2_sink;
+-- The trace's record of each committed batch (timeseries migration 0009): inserted only, in the batch's
+-- transaction.
+GRANT INSERT ON sink_batches TO f2_sink;
 -- The late-data trigger on decoded_data (timeseries migration 0002) logs invalidated aggregate windows as
 -- the role that writes the reading.
 DO $$
