@@ -28,10 +28,12 @@ from streaming.decoding.record import Resolved, dead_letter_value, resolve_recor
 from streaming.decoding.topology import ControllerTopology
 from streaming.decoding.topology_cache import TopologyCache, connect_redis
 from streaming.decoding.topology_store import RegistryListener, RegistryStore
+from streaming.decoding.version import DECODER_VERSION
 from streaming.errors import DecodeError, TransientError
 from streaming.kafka import topics
 from streaming.kafka.lag import record_lag
 from streaming.kafka.records import Headers, coordinates, dead_letter_headers, first_offsets, header, next_offsets
+from streaming.kafka.trace_header import H_TRACE, TRACE_FORMAT
 from streaming.runtime.metrics import (
     BATCH_SECONDS,
     BATCH_SIZE,
@@ -54,15 +56,19 @@ _ONE_US = timedelta(microseconds=1)
 # How long an unfinished abort may keep failing before the worker restarts with a fresh producer (a few of
 # the transaction timeouts librdkafka waits out per attempt).
 ABORT_GIVE_UP_S = 90.0
+_DECODER_VERSION = DECODER_VERSION.encode()
 
 
 class Outputs:
     """What one batch produces, gathered before the transaction writes it."""
 
-    __slots__ = ("beats", "dead", "events", "events_by_kind", "readings")
+    __slots__ = ("beats", "dead", "events", "events_by_kind", "readings", "traced")
 
     def __init__(self) -> None:
         self.readings: list[tuple[bytes, bytes]] = []
+        # (index in `readings` of a raw record's first reading, its trace header): f2 trace's way back from a
+        # reading to its raw record, one header per raw record (streaming/kafka/trace_header.py).
+        self.traced: list[tuple[int, Headers]] = []
         self.events: list[tuple[bytes, bytes]] = []
         # (kind, registered) -> events of the batch, for the metrics once the transaction committed.
         self.events_by_kind: Counter[tuple[str, bool]] = Counter()
@@ -206,6 +212,7 @@ class Processor:
             "registry_version": self.cache.version,
             "retrying": self._backoff > 0,
             "native_decoder": NATIVE,
+            "decoder_version": DECODER_VERSION,
         }
 
     # --- the batch -----------------------------------------------------------------------------------------
@@ -218,7 +225,7 @@ class Processor:
             self._resume_abort()
         producer.begin_transaction()
         try:
-            self._produce_all(topics.DECODED, outputs.readings)
+            self._produce_decoded(outputs.readings, outputs.traced)
             # The compacted topic keeps one value per key: the batch's last one is all it needs.
             self._produce_all(topics.LATEST, dict(outputs.readings).items())
             self._produce_all(topics.EVENTS, outputs.events)
@@ -256,7 +263,9 @@ class Processor:
         beats: dict[bytes, Message] = {}
         max_bytes = self.settings.max_payload_bytes
         readings = out.readings
-        lookup = self.cache.get
+        traced = out.traced
+        cache = self.cache
+        lookup = cache.get
         for record in records:
             value = record.value() or b""
             key = record.key()
@@ -273,9 +282,13 @@ class Processor:
                 topic, payload, device, _ = resolved
                 if topic.carries_frame and device is not None:
                     # The hot path: a sensor frame gives readings only, through the native decoder.
-                    readings.extend(frame_records(topic, payload, device))
+                    frame = frame_records(topic, payload, device)
+                    if frame:
+                        trace = TRACE_FORMAT % (record.partition(), record.offset(), cache.version, _DECODER_VERSION)
+                        traced.append((len(readings), [(H_TRACE, trace)]))
+                        readings.extend(frame)
                 else:
-                    self._status(out, resolved, mqtt_topic)
+                    self._status(out, resolved, mqtt_topic, record)
             except DecodeError as exc:
                 headers = dead_letter_headers(exc.reason, exc.detail, *coordinates(record), mqtt_topic)
                 out.dead.append((key, dead_letter_value(mqtt_topic, value), headers, exc.reason))
@@ -283,11 +296,14 @@ class Processor:
             self._heartbeat(out, key, record, seen_at)
         return out
 
-    def _status(self, out: Outputs, resolved: Resolved, mqtt_topic: str | None) -> None:
+    def _status(self, out: Outputs, resolved: Resolved, mqtt_topic: str | None, record: Message) -> None:
         """Readings and events of a status or reader message (both, or a DecodeError and neither)."""
         assert mqtt_topic is not None  # resolve_record refuses a record without one
         decoded = status_outputs(resolved, mqtt_topic)
-        out.readings.extend(encode_readings(decoded.readings))
+        if decoded.readings:
+            trace = TRACE_FORMAT % (record.partition(), record.offset(), self.cache.version, _DECODER_VERSION)
+            out.traced.append((len(out.readings), [(H_TRACE, trace)]))
+            out.readings.extend(encode_readings(decoded.readings))
         key = resolved.topic.mac.encode()
         for event in decoded.events:
             out.events.append((key, encode_event(event)))
@@ -312,6 +328,24 @@ class Processor:
             mac = key.decode(errors="replace")[:32]
             gauge = self._last_seen_gauges[key] = CONTROLLER_LAST_SEEN.labels(DAEMON, mac)
         return gauge
+
+    def _produce_decoded(self, readings: list[tuple[bytes, bytes]], traced: list[tuple[int, Headers]]) -> None:
+        """The batch's readings to f2.decoded in order, each raw record's first one with its trace header."""
+        assert self.producer is not None
+        produce = self.producer.produce
+        topic = topics.DECODED
+        start = 0
+        for first, headers in traced:
+            if first > start:
+                self._produce_all(topic, readings[start:first])
+            key, value = readings[first]
+            try:
+                produce(topic, value, key, headers=headers)
+            except BufferError:
+                self._produce(topic, key, value, headers)
+            start = first + 1
+        if start < len(readings):
+            self._produce_all(topic, readings[start:])
 
     def _produce_all(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
         assert self.producer is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import sys
 import threading
 import time
@@ -46,7 +47,7 @@ from streaming.settings import ConnectionSettings, SinkSettings
 from streaming.sink.event_rows import EventRow, parse_event
 from streaming.sink.rows import NATIVE, RecordError, Row, copy_text, native_copy_binary, parse_record
 from streaming.sink.sql import STAGING_DDL
-from streaming.sink.writer import EventsStored, mark_silent_offline, store_batch
+from streaming.sink.writer import BatchRecord, EventsStored, mark_silent_offline, store_batch
 
 log = logging.getLogger("f2.sink")
 DAEMON = "sink"
@@ -72,6 +73,9 @@ class Batch:
     copy_data: bytes = b""
     # What the batch's events changed, once stored.
     events_stored: EventsStored = field(default_factory=EventsStored)
+    # The offsets to commit once stored, and the batch's row of sink_batches (f2 trace).
+    offsets: list[TopicPartition] = field(default_factory=list)
+    record: BatchRecord | None = None
     started: float = field(default_factory=time.perf_counter)
     _dead_events: list[tuple[Message, str]] = field(default_factory=list)
 
@@ -142,6 +146,9 @@ class Sink:
         # for): a sink behind its input has not yet stored the heartbeats that show controllers talked.
         self._drained = False
         self._presence_due = time.monotonic() + settings.presence_check_s
+        # The next offset of each (topic, partition) after the last batch: where the next batch's range starts
+        # (the consumer reads each partition in order), so no record is looked at twice to find it.
+        self._positions: dict[tuple[str, int], int] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
@@ -229,6 +236,8 @@ class Sink:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {p.partition for p in partitions}
+        for p in partitions:
+            self._positions.pop((p.topic, p.partition), None)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned -= {p.partition for p in partitions}
@@ -247,6 +256,8 @@ class Sink:
         """Parse the pending records and hand them to the writer (waits while the pipeline is full)."""
         batch = Batch.of(self.pending)
         self.pending = []
+        batch.offsets = next_offsets(batch.messages)
+        batch.record = self._batch_record(batch)
         self._in.inc(len(batch.messages))
         self._in_flight += 1
         while True:
@@ -266,7 +277,7 @@ class Sink:
             return
         while True:
             self._in_flight -= 1
-            self._commit(batch.messages)
+            self._commit(batch.offsets)
             self._out.inc(len(batch.messages) - len(batch.dead))
             for kind, count in batch.events_stored.inserted.items():
                 EVENTS_OUT.labels(DAEMON, kind).inc(count)
@@ -282,9 +293,33 @@ class Sink:
         if self._writer_error is not None:
             raise RuntimeError("the sink's database writer stopped") from self._writer_error
 
-    def _commit(self, batch: list[Message]) -> None:
+    def _batch_record(self, batch: Batch) -> BatchRecord:
+        """The batch's offset range per partition: from where the previous batch ended (or, for a partition's
+        first batch since its assignment, its lowest offset) to its last record."""
+        positions = self._positions
+        unknown = [(tp.topic, tp.partition) for tp in batch.offsets if (tp.topic, tp.partition) not in positions]
+        if unknown:
+            wanted = set(unknown)
+            for m in batch.messages:
+                topic, partition, offset = coordinates(m)
+                if (topic, partition) in wanted:
+                    positions[(topic, partition)] = offset
+                    wanted.discard((topic, partition))
+                    if not wanted:
+                        break
+        names, partitions, firsts, lasts = [], [], [], []
+        for tp in batch.offsets:
+            names.append(tp.topic)
+            partitions.append(tp.partition)
+            firsts.append(positions[(tp.topic, tp.partition)])
+            lasts.append(tp.offset - 1)
+            positions[(tp.topic, tp.partition)] = tp.offset
+        events = len(batch.events)
+        readings = len(batch.messages) - events
+        return BatchRecord(random.getrandbits(63), names, partitions, firsts, lasts, readings, events)
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        offsets = next_offsets(batch)
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
@@ -384,45 +419,60 @@ class Sink:
     def _store_batch(self, batch: Batch) -> list[tuple[Message, str]]:
         batch.events_stored = EventsStored()
         if batch.rows is not None:
-            return self._store([*batch.rows, *batch.events], batch.events_stored, batch.copy_data)
+            return self._store([*batch.rows, *batch.events], batch.events_stored, batch.record, batch.copy_data)
         try:
-            batch.events_stored = self._write_copy(batch.copy_data, [e for _, e in batch.events], binary=True)
+            batch.events_stored = self._write_copy(
+                batch.copy_data, [e for _, e in batch.events], binary=True, record=batch.record
+            )
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             # Formatted natively, so every record parses: its rows are needed only now, to find those refused.
-            return self._isolate([*batch.parse(), *batch.events], batch.events_stored, exc)
+            return self._isolate([*batch.parse(), *batch.events], batch.events_stored, exc, batch.record)
 
-    def _write_copy(self, copy_data: bytes, events: list[EventRow], binary: bool = False) -> EventsStored:
-        _, stored = store_batch(self._connection(), copy_data, binary, events)
+    def _write_copy(
+        self, copy_data: bytes, events: list[EventRow], binary: bool = False, record: BatchRecord | None = None
+    ) -> EventsStored:
+        _, stored = store_batch(self._connection(), copy_data, binary, events, record)
         self._db_ok = True
         CONNECTED.labels(DAEMON, "database").set(1)
         return stored
 
     def _store(
-        self, items: list[tuple[Message, Row | EventRow]], stored: EventsStored, copy_data: bytes | None = None
+        self,
+        items: list[tuple[Message, Row | EventRow]],
+        stored: EventsStored,
+        record: BatchRecord | None,
+        copy_data: bytes | None = None,
     ) -> list[tuple[Message, str]]:
         """Write readings and events in one transaction; on a content error, bisect to find the records the
-        database rejects. `stored` adds up what the events changed."""
+        database rejects. `stored` adds up what the events changed; each transaction that commits part of the
+        batch writes the batch's record with its own counts."""
         if not items:
             return []
         events = [item for _, item in items if isinstance(item, EventRow)]
+        if record is not None:
+            record = record._replace(readings=len(items) - len(events), events=len(events))
         try:
             if copy_data is None:
                 copy_data = copy_text(item for _, item in items if not isinstance(item, EventRow))
-            _add(stored, self._write_copy(copy_data, events))
+            _add(stored, self._write_copy(copy_data, events, record=record))
             return []
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-            return self._isolate(items, stored, exc)
+            return self._isolate(items, stored, exc, record)
 
     def _isolate(
-        self, items: list[tuple[Message, Row | EventRow]], stored: EventsStored, exc: psycopg.Error
+        self,
+        items: list[tuple[Message, Row | EventRow]],
+        stored: EventsStored,
+        exc: psycopg.Error,
+        record: BatchRecord | None,
     ) -> list[tuple[Message, str]]:
         """The records of a write the database refused that it rejects on their own, found by bisection."""
         if len(items) == 1:
             what = "event" if isinstance(items[0][1], EventRow) else "reading"
             return [(items[0][0], f"the database rejected the {what}: {str(exc).splitlines()[0]}")]
         mid = len(items) // 2
-        return self._store(items[:mid], stored) + self._store(items[mid:], stored)
+        return self._store(items[:mid], stored, record) + self._store(items[mid:], stored, record)
 
     def _db_failed(self, exc: Exception) -> None:
         self._db_ok = False

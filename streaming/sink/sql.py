@@ -64,3 +64,10 @@ ORDER BY device_id, datapoint_id, "timestamp" DESC
 ON CONFLICT (device_id, datapoint_id) DO UPDATE SET "timestamp" = EXCLUDED."timestamp", value = EXCLUDED.value
 WHERE latest_values."timestamp" <= EXCLUDED."timestamp"
 """
+# The batch's record for `f2 trace` (timeseries migration 0009), in the batch's own transaction: one row per
+# transaction, never per reading. clock_timestamp(): the moment the batch's statements finished, just before
+# its COMMIT.
+BATCH_RECORD_SQL = """
+INSERT INTO sink_batches (committed_at, batch_id, topics, partitions, first_offsets, last_offsets, readings, events)
+VALUES (clock_timestamp(), %s, %s, %s, %s, %s, %s, %s)
+"""

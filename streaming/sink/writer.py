@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import psycopg
 
@@ -24,6 +25,7 @@ from streaming.sink.event_sql import (
     PRESENCE_SQL,
 )
 from streaming.sink.sql import (
+    BATCH_RECORD_SQL,
     COPY_BINARY_SQL,
     COPY_SQL,
     INSERT_SQL,
@@ -35,6 +37,19 @@ from streaming.sink.sql import (
 
 # Up to this many stale rows are corrected one key at a time (each a primary-key probe); more in one join.
 _CORRECT_ONE_BY_ONE = 50
+
+
+class BatchRecord(NamedTuple):
+    """What one sink transaction held, for `f2 trace` (sink_batches): per partition range, its topic, partition,
+    first and last offset; and how many readings and events it wrote."""
+
+    batch_id: int
+    topics: list[str]
+    partitions: list[int]
+    first_offsets: list[int]
+    last_offsets: list[int]
+    readings: int
+    events: int
 
 
 @dataclass
@@ -63,14 +78,21 @@ def write_batch(
 
 
 def store_batch(
-    db: psycopg.Connection, copy_data: bytes, binary: bool = False, events: Sequence[EventRow] = ()
+    db: psycopg.Connection,
+    copy_data: bytes,
+    binary: bool = False,
+    events: Sequence[EventRow] = (),
+    record: BatchRecord | None = None,
 ) -> tuple[bool, EventsStored]:
-    """write_batch, also saying what the events changed."""
+    """write_batch, also saying what the events changed; with `record`, the batch's row of sink_batches in the
+    same transaction."""
     stored = EventsStored()
     with db.transaction():
         upserted = _write_readings(db, copy_data, binary) if copy_data else False
         if events:
             stored = write_events(db, events)
+        if record is not None:
+            db.execute(BATCH_RECORD_SQL, record)
     return upserted, stored
 
 
