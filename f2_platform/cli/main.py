@@ -66,11 +66,26 @@ def _register() -> None:
     from f2_platform.cli.daemons import bridge, processor, sink
     from f2_platform.cli.dagster import dagster_group
     from f2_platform.cli.db import db
+    from f2_platform.cli.deadletters import deadletters
     from f2_platform.cli.demo import demo
     from f2_platform.cli.report import report
     from f2_platform.cli.stack import stack
+    from f2_platform.cli.trace import trace
 
-    for command in (stack, db, certs_group, bridge, processor, sink, demo, dagster_group, report, credentials):
+    for command in (
+        stack,
+        db,
+        certs_group,
+        bridge,
+        processor,
+        sink,
+        demo,
+        dagster_group,
+        report,
+        credentials,
+        deadletters,
+        trace,
+    ):
         cli.add_command(command)
     for name, module, attribute in DEV_COMMANDS:
         cli.add_command(_dev_command(name, module, attribute), name)
