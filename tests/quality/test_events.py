@@ -238,3 +238,119 @@ def test_invalid_events_fail_the_blocking_check(
         assert name in failed, name
     (body,) = [b for b in receiver.of_kind(alerts.KIND_BLOCKING_CHECK) if b["details"]["check"] == "events_valid"]
     assert body["details"]["asset"] == "events_hourly"
+
+
+@pytest.fixture(scope="module")
+def events_report(seeded_events, quality_env, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The seeded day's data-quality report of our two controllers, written by `f2 report dq`."""
+    import json
+
+    from click.testing import CliRunner
+
+    from f2_platform.cli.report import report as report_group
+
+    out = tmp_path_factory.mktemp("dq-events")
+    result = CliRunner().invoke(
+        report_group,
+        ["dq", "--date", e.DAY.isoformat(), "--controller", e.MAC_A, "--controller", e.MAC_B, "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    (sidecar,) = out.glob("*.json")
+    (html,) = out.glob("*.html")
+    return {"report": json.loads(sidecar.read_text()), "html": html.read_text()}
+
+
+def test_the_report_has_the_events_section(events_report: dict[str, Any], seeded_events) -> None:
+    report = events_report["report"]
+    section = report["events"]
+    as_of = datetime.fromisoformat(report["as_of"])
+    day = [x for x in seeded_events if e.DAY_START <= x.time < e.DAY_START + DAY]
+    assert section["total"] == len(day)
+    assert section["by_kind"] == {
+        k: sum(1 for x in day if x.kind == k) for k in ("state", "access", "indicator", "presence")
+    }
+    by_hour = {datetime.fromisoformat(h["hour"]): h["counts"] for h in section["by_hour"] if h["counts"]}
+    assert by_hour[e.hms(8, 0)] == {"access": 3, "indicator": 1, "state": 5}
+
+    (reader,) = section["access"]["by_reader"]
+    assert (reader["component"], reader["attempts"], reader["distinct_credentials"]) == ("reader-1", 4, 3)
+    top = [(c["fingerprint"], c["attempts"]) for c in section["access"]["top_credentials"]]
+    assert top == [(e.FP1, 2), (e.FP2, 1), (e.FP3, 1)]
+
+    assert {a["component"]: a["activations"] for a in section["alarms"]} == {
+        "siren-1": 1,
+        "strike-1": 1,
+        "motion-sensor-1": 2,
+        "exit-button-1": 1,
+    }
+    (door,) = section["doors"]
+    assert (door["component"], door["openings"], door["open_s"], door["held_open_runs"]) == (
+        "door-sensor-1",
+        4,
+        120 + 27 + 900 + 120 + 120,
+        3,
+    )
+    held = {datetime.fromisoformat(h["run_start"]): (h["held_s"], h["still_open"]) for h in section["door_held_open"]}
+    still_open_s = (as_of - e.hms(23, 58)).total_seconds()
+    assert set(held) == {e.hms(23, 50, day_offset=-1), e.hms(8, 55), e.hms(23, 58)}
+    assert held[e.hms(8, 55)] == (900.0, False) and held[e.hms(23, 50, day_offset=-1)] == (720.0, False)
+    assert held[e.hms(23, 58)][1] and held[e.hms(23, 58)][0] == pytest.approx(still_open_s, abs=120)
+
+    outages = {(o["controller_mac"], datetime.fromisoformat(o["start"])): o for o in section["outages"]}
+    assert set(outages) == {(e.MAC_A, e.hms(11, 0)), (e.MAC_B, e.hms(22, 0, day_offset=-1))}
+    assert (outages[(e.MAC_A, e.hms(11, 0))]["length_s"], outages[(e.MAC_A, e.hms(11, 0))]["offline_in_day_s"]) == (
+        2700.0,
+        2700.0,
+    )
+    assert (
+        outages[(e.MAC_B, e.hms(22, 0, day_offset=-1))]["length_s"],
+        outages[(e.MAC_B, e.hms(22, 0, day_offset=-1))]["offline_in_day_s"],
+    ) == (12600.0, 5400.0)
+    summary = report["summary"]
+    assert (summary["events"], summary["access_attempts"], summary["doors_held_open"], summary["presence_outages"]) == (
+        len(day),
+        4,
+        3,
+        2,
+    )
+    html = events_report["html"]
+    for text in ("Access, alarm and presence events", "Doors held open (warning)", "still open", e.MAC_B, "reader-1"):
+        assert text in html, text
+    for key in ("events_by_hour", "access", "doors", "outages"):
+        assert f'data-chart="{key}"' in html, key
+
+
+def test_event_charts_are_readable(events_report: dict[str, Any]) -> None:
+    """As tests/quality/test_report.py's test_charts_are_readable, for the events section's charts on a day that
+    has every kind of event (so none is an empty placeholder)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from f2_platform.quality.report.charts import EVENT_CHARTS
+
+    report = events_report["report"]
+    legends = {}
+    for key, (_, draw) in EVENT_CHARTS.items():
+        figure = draw(report)
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        figure.draw(renderer)
+        visible = [axes for axes in figure.axes if axes.axison]
+        assert visible, f"{key}: no axes drawn (an empty placeholder?)"
+        for axes in visible:
+            assert axes.get_xlabel() and axes.get_ylabel(), f"{key}: axis without a label"
+            for label in (axes.get_xlabel(), axes.get_ylabel()):
+                assert "(" in label or "·" in label, f"{key}: {label!r} names no unit"
+            legend = axes.get_legend()
+            if legend is None:
+                continue
+            legends[key] = legend
+            box, area = legend.get_window_extent(renderer), axes.get_window_extent(renderer)
+            apart = box.x0 >= area.x1 or box.x1 <= area.x0 or box.y0 >= area.y1 or box.y1 <= area.y0
+            assert apart, f"{key}: the legend {box} covers the data area {area}"
+            drawn = figure.get_tightbbox(renderer)
+            dpi_box = box.transformed(figure.dpi_scale_trans.inverted())
+            assert drawn.x1 >= dpi_box.x1 - 1e-6, f"{key}: the legend is cut off the picture"
+    assert set(legends) == {"events_by_hour", "access", "doors"}
+    assert [t.get_text() for t in legends["events_by_hour"].get_texts()] == [
+        f"{kind} ({n})" for kind, n in report["events"]["by_kind"].items() if n
+    ]

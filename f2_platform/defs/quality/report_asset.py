@@ -7,7 +7,7 @@ blocking checks fail. It reads raw readings, the registry and the dead-letter to
 # No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
 import dagster as dg
 
-from f2_platform.defs.asset_keys import DEADLETTER_TOPIC, DECODED_DATA
+from f2_platform.defs.asset_keys import DEADLETTER_TOPIC, DECODED_DATA, DEVICE_EVENTS
 from f2_platform.defs.resources import DataQualityResource, KafkaAdminResource, RegistryResource, TimescaleResource
 from f2_platform.environment import default_status
 from f2_platform.partitions import daily_partitions
@@ -19,12 +19,13 @@ GROUP = "data_quality"
 
 @dg.asset(
     key=DATA_QUALITY_REPORT,
-    deps=[DECODED_DATA, DEADLETTER_TOPIC],
+    deps=[DECODED_DATA, DEADLETTER_TOPIC, DEVICE_EVENTS],
     partitions_def=daily_partitions,
     group_name=GROUP,
     kinds={"html", "json"},
     description="Per UTC day: an HTML page that reads offline (completeness heatmap, out-of-range readings by "
-    "datapoint, dead letters by reason over the day, silent devices) and a JSON sidecar with the same numbers.",
+    "datapoint, dead letters by reason over the day, silent devices; access, alarm and presence events with doors "
+    "held open and presence outages) and a JSON sidecar with the same numbers.",
 )
 def data_quality_report(
     context: dg.AssetExecutionContext,
@@ -53,6 +54,10 @@ def data_quality_report(
             "stuck_series": summary["stuck_series"],
             "low_completeness_hours": summary["low_completeness_hours"],
             "dead_letters": summary["dead_letters"],
+            "events": summary["events"],
+            "access_attempts": summary["access_attempts"],
+            "doors_held_open": summary["doors_held_open"],
+            "presence_outages": summary["presence_outages"],
             "failed_checks": dg.MetadataValue.json(summary["failed_checks"]),
         }
     )

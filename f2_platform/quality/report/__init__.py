@@ -16,6 +16,8 @@ from f2_platform.defs.resources import KafkaAdminResource, RegistryResource, Tim
 from f2_platform.quality.deadletters import DeadLetterCounts, count_dead_letters
 from f2_platform.quality.evaluation import WindowEvaluation
 from f2_platform.quality.fleet import load_fleet
+from f2_platform.quality.report.events import build_events_section
+from f2_platform.quality.report.events import summary_of as events_summary
 from f2_platform.quality.report.numbers import build_report, markdown_summary
 from f2_platform.quality.report.reconciliation import build_reconciliation_section
 from f2_platform.quality.report.reconciliation import summary_of as reconciliation_summary
@@ -55,7 +57,8 @@ def generate_daily_report(
     settings: QualitySettings | None = None,
 ) -> GeneratedReport:
     """Evaluates every concern over `day` (UTC) for the fleet, or the devices wired to `controllers`, counts
-    the day's dead letters (skipped when `kafka` is None), and writes the HTML page and its JSON sidecar."""
+    the day's dead letters (skipped when `kafka` is None), adds the day's events of those controllers (access,
+    alarms, doors held open, presence outages), and writes the HTML page and its JSON sidecar."""
     settings = settings or QualitySettings()
     window = CheckWindow.of_day(day, as_of or datetime.now(UTC))
     fleet = load_fleet(registry.fetch_all, controllers)
@@ -74,6 +77,8 @@ def generate_daily_report(
             log.warning("dead letters of %s could not be counted: %s", day, exc)
             error = str(exc)
     report = build_report(evaluation, dead, error)
+    report["events"] = build_events_section(timescale, window, fleet.controllers, settings)
+    report["summary"].update(events_summary(report["events"]))
     report["reconciliation"] = build_reconciliation_section(timescale, window, fleet.controllers)
     report["summary"].update(reconciliation_summary(report["reconciliation"]))
     files = write_report(report, out_dir or default_report_dir(settings))

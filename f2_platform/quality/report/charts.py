@@ -168,6 +168,126 @@ CHARTS = {
 }
 
 
+_KIND_COLORS = {"state": "#4e79a7", "access": "#f28e2b", "indicator": "#bab0ac", "presence": "#e15759"}
+
+
+def events_by_hour_chart(report: dict[str, Any]) -> Figure:
+    events = report["events"]
+    figure = Figure(figsize=(11, 3.6))
+    if not events["total"]:
+        return _empty(figure, "no events this day")
+    axes = figure.add_subplot()
+    positions = np.arange(len(events["by_hour"]))
+    bottom = np.zeros(len(positions))
+    for kind, total in events["by_kind"].items():
+        if not total:
+            continue
+        counts = np.array([h["counts"].get(kind, 0) for h in events["by_hour"]], dtype=float)
+        axes.bar(positions, counts, bottom=bottom, color=_KIND_COLORS.get(kind, "#9c755f"), label=f"{kind} ({total})")
+        bottom += counts
+    axes.set_xticks(
+        positions, [datetime.fromisoformat(h["hour"]).strftime("%H") for h in events["by_hour"]], fontsize=8
+    )
+    axes.set_xlabel("hour of the day (UTC)")
+    axes.set_ylabel("events per hour (count)")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_title("Access, alarm and presence events by kind over the day")
+    _legend_outside(axes, title="kind (day total)")
+    return figure
+
+
+def access_chart(report: dict[str, Any]) -> Figure:
+    readers = report["events"]["access"]["by_reader"]
+    figure = Figure(figsize=(9, max(2.2, 0.5 * len(readers) + 1.3)))
+    if not readers:
+        return _empty(figure, "no access attempt this day")
+    axes = figure.add_subplot()
+    positions = np.arange(len(readers))
+    axes.barh(positions - 0.2, [r["attempts"] for r in readers], height=0.4, color="#f28e2b", label="attempts")
+    axes.barh(
+        positions + 0.2,
+        [r["distinct_credentials"] for r in readers],
+        height=0.4,
+        color="#4e79a7",
+        label="distinct credentials",
+    )
+    axes.set_yticks(
+        positions, [f"{r['component']} · {r['controller_mac']} J{r['connector']}" for r in readers], fontsize=9
+    )
+    axes.invert_yaxis()
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("access attempts and distinct credentials (count)")
+    axes.set_ylabel("reader · controller")
+    axes.set_title("Access attempts by reader")
+    _legend_outside(axes)
+    return figure
+
+
+def doors_chart(report: dict[str, Any]) -> Figure:
+    events = report["events"]
+    doors = events["doors"]
+    figure = Figure(figsize=(9, max(2.2, 0.5 * len(doors) + 1.3)))
+    if not doors:
+        return _empty(figure, "no door opened this day")
+    axes = figure.add_subplot()
+    positions = np.arange(len(doors))
+    axes.barh(positions - 0.2, [d["open_s"] / 60 for d in doors], height=0.4, color="#59a14f", label="open in the day")
+    axes.barh(
+        positions + 0.2,
+        [d["longest_open_s"] / 60 for d in doors],
+        height=0.4,
+        color="#e15759",
+        label="longest open run",
+    )
+    threshold = events["threshold_door_held_open_s"] / 60
+    axes.axvline(
+        threshold, color="#b71c1c", linestyle="--", linewidth=1, label=f"held-open threshold ({threshold:g} min)"
+    )
+    axes.set_yticks(
+        positions, [f"{d['component']} · {d['controller_mac']} J{d['connector']}" for d in doors], fontsize=9
+    )
+    axes.invert_yaxis()
+    axes.set_xlabel("time open (minutes)")
+    axes.set_ylabel("door · controller")
+    axes.set_title("Doors: time open and the longest open run")
+    _legend_outside(axes)
+    return figure
+
+
+def outages_chart(report: dict[str, Any]) -> Figure:
+    outages = report["events"]["outages"]
+    figure = Figure(figsize=(9, max(2.2, 0.5 * len(outages) + 1.3)))
+    if not outages:
+        return _empty(figure, "no presence outage this day")
+    by_controller: dict[str, list[float]] = {}
+    for o in outages:
+        by_controller.setdefault(o["controller_mac"], []).append(o["offline_in_day_s"] / 60)
+    axes = figure.add_subplot()
+    names = sorted(by_controller)
+    positions = np.arange(len(names))
+    minutes = [sum(by_controller[n]) for n in names]
+    axes.barh(positions, minutes, color="#e15759")
+    for y, n, m in zip(positions, names, minutes, strict=True):
+        axes.text(m, float(y), f" {m:.0f} min, {len(by_controller[n])} outage(s)", va="center", fontsize=9)
+    axes.set_yticks(positions, names, fontsize=9)
+    axes.invert_yaxis()
+    axes.set_xlim(0, max(minutes) * 1.45 if max(minutes) > 0 else 1)
+    axes.set_xlabel("time offline in the day (minutes)")
+    axes.set_ylabel("controller (MAC)")
+    axes.set_title("Presence outages")
+    return figure
+
+
+# The events section's charts, drawn from report["events"] (a report written before the section had none).
+EVENT_CHARTS = {
+    "events_by_hour": ("Events by kind over the day", events_by_hour_chart),
+    "access": ("Access attempts by reader", access_chart),
+    "doors": ("Doors: time open and held open", doors_chart),
+    "outages": ("Presence outages", outages_chart),
+}
+
+
 def render_charts(report: dict[str, Any]) -> dict[str, dict[str, str]]:
     """chart id -> {"title", "uri"} for every chart of the report."""
-    return {key: {"title": title, "uri": data_uri(draw(report))} for key, (title, draw) in CHARTS.items()}
+    charts = dict(CHARTS) | (EVENT_CHARTS if "events" in report else {})
+    return {key: {"title": title, "uri": data_uri(draw(report))} for key, (title, draw) in charts.items()}

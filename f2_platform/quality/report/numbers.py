@@ -323,4 +323,9 @@ def markdown_summary(report: dict[str, Any]) -> str:
         f"- dead letters: {s['dead_letters']}"
         + ("" if report["dead_letters"]["available"] else f" (unavailable: {report['dead_letters']['error']})"),
     ]
+    if "events" in report:
+        lines.append(
+            f"- events: {s['events']}; access attempts: {s['access_attempts']}; doors held open: "
+            f"{s['doors_held_open']}; presence outages: {s['presence_outages']}"
+        )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from f2_platform.quality.report.charts import render_charts
+from f2_platform.quality.report.charts import EVENT_CHARTS, render_charts
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_TABLE_ROWS = 200
@@ -34,7 +34,13 @@ def base_name(report: dict[str, Any]) -> str:
 def render_html(report: dict[str, Any], sidecar_name: str) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     template = env.get_template("data_quality.html.j2")
-    return template.render(r=report, charts=render_charts(report), sidecar=sidecar_name, max_rows=MAX_TABLE_ROWS)
+    return template.render(
+        r=report,
+        charts=render_charts(report),
+        event_charts=list(EVENT_CHARTS),
+        sidecar=sidecar_name,
+        max_rows=MAX_TABLE_ROWS,
+    )
 
 
 def _write_atomically(path: Path, text: str) -> None:
