@@ -16,7 +16,7 @@ import yaml
 from tests.deploy.support import GRAFANA_DIR, PROMTOOL, REQUESTED_METRICS, known_series, promql_metric_names
 
 DASHBOARDS = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
-SQL_TABLES = {"decoded_data", "latest_values", "readings_hourly"}
+SQL_TABLES = {"decoded_data", "latest_values", "readings_hourly", "reconciliation_results"}
 GRAFANA_VARIABLES = {"$__range": "1h", "$__rate_interval": "1m", "$__interval": "1m"}
 # What issue 8 asks the dashboards to show, found by panel title.
 REQUIRED_PANELS = {
@@ -30,6 +30,8 @@ REQUIRED_PANELS = {
         "cache hit rate",
         "Silent controllers",
         "newest readings",
+        "Hours failing reconciliation",
+        "Failed reconciliations",
     ],
     "f2-readings": ["Hourly average", "Readings per hour"],
 }
