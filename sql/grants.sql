@@ -70,3 +70,7 @@ BEGIN
 END
 $$;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO f2_grafana;
+-- The hourly reconciliation's results (timeseries migration 0008): written by Dagster as the schema's owner,
+-- read by Grafana's reconciliation panels (named here as well as by the rule above) and the daily report; the
+-- daemons' roles get nothing on them.
+GRANT SELECT ON reconciliation_results TO f2_grafana;
