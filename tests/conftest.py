@@ -42,12 +42,13 @@ def hermetic_stack(prefix: str, kafka_brokers: int | None = None, kafka_tls: boo
 
 def migrate_and_seed(connections: ConnectionSettings) -> ConnectionSettings:
     """Every migration applied, the daemons' grants, and the sample registry loaded."""
-    from f2_platform.db.migrations import apply_grants, migrate
+    from f2_platform.db.migrations import ENROLLMENT_GRANT_ROLES, GRANTS_ENROLLMENT, apply_grants, migrate
     from f2_platform.registry.seed import seed_sample
 
     migrate(connections.registry_dsn, "registry")
     migrate(connections.timeseries_dsn, "timeseries")
     assert apply_grants(connections.timeseries_dsn), "the stack did not create the daemons' roles"
+    assert apply_grants(connections.registry_dsn, GRANTS_ENROLLMENT, roles=ENROLLMENT_GRANT_ROLES), "no f2_enroll"
     seed_sample(connections.registry_dsn)
     return connections
 

@@ -4,7 +4,9 @@
 1. waits until PostgreSQL and Kafka answer (bounded);
 2. applies the schema migrations (registry and time series), as `f2 db migrate` does;
 3. applies the least-privilege grants of sql/grants.sql when F2_INIT_GRANTS_SQL names it (and, for a registry
-   in a database of its own, grants_registry.sql beside it there), in the registry schema F2_REGISTRY_SCHEMA;
+   in a database of its own, grants_registry.sql beside it there), in the registry schema F2_REGISTRY_SCHEMA,
+   and those of the enrollment service's role f2_enroll (grants_enrollment.sql beside it, in the registry's
+   database) where that role exists;
 4. creates the platform's Kafka topics that are missing, with F2_INIT_KAFKA_PARTITIONS partitions
    (default 6: the most processors or sinks that can share the work) and F2_INIT_KAFKA_REPLICATION_FACTOR;
 5. loads the sample registry when F2_INIT_SEED_SAMPLE=1 (demo deployments only).
@@ -82,6 +84,14 @@ def main() -> int:
         with psycopg.connect(conn.timeseries_dsn, autocommit=True) as db:
             db.execute(in_schema(Path(grants).read_text(), conn.registry_schema))
         say(f"grants applied from {grants}")
+        enrollment_grants = Path(grants).with_name("grants_enrollment.sql")
+        with psycopg.connect(conn.registry_dsn, autocommit=True) as db:
+            role = db.execute("SELECT 1 FROM pg_roles WHERE rolname = 'f2_enroll'").fetchone()
+            if role is not None and enrollment_grants.exists():
+                db.execute(in_schema(enrollment_grants.read_text(), conn.registry_schema))
+                say(f"grants applied from {enrollment_grants} in the registry's database")
+            elif role is None:
+                say("no role f2_enroll: the enrollment service needs a DSN with the registry's rights")
 
     created = ensure_topics(conn.kafka_config(), partitions, replication)
     say(f"topics created: {', '.join(created)}" if created else "topics already exist")

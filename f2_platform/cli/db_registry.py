@@ -78,7 +78,13 @@ def validate() -> None:
 def after_migrations(conn: ConnectionSettings, say: Say) -> None:
     """The registry's part of `f2 db migrate` after the migrations: grants, the link, outstanding violations."""
     from f2_platform.db import registry_link
-    from f2_platform.db.migrations import GRANTS_REGISTRY, REGISTRY_GRANT_ROLES, apply_grants
+    from f2_platform.db.migrations import (
+        ENROLLMENT_GRANT_ROLES,
+        GRANTS_ENROLLMENT,
+        GRANTS_REGISTRY,
+        REGISTRY_GRANT_ROLES,
+        apply_grants,
+    )
     from f2_platform.db.registry_check import run_check
     from f2_platform.settings import RegistryLinkSettings
 
@@ -91,6 +97,8 @@ def after_migrations(conn: ConnectionSettings, say: Say) -> None:
     registry_link.link_registry(conn.timeseries_dsn, conn.registry_dsn, schema, RegistryLinkSettings().dsn, say)
     if apply_grants(conn.timeseries_dsn, registry_schema=schema):
         say("grants applied to f2_processor, f2_sink, f2_grafana")
+    if apply_grants(conn.registry_dsn, GRANTS_ENROLLMENT, schema, ENROLLMENT_GRANT_ROLES):
+        say("grants applied to f2_enroll in the registry's database")
     report = run_check(conn.registry_dsn, schema)
     by_rule = report.by_rule()
     outstanding = report.outstanding_constraints()

@@ -180,8 +180,11 @@ def migrate(
 
 GRANTS = SQL_DIR / "grants.sql"
 GRANTS_REGISTRY = SQL_DIR / "grants_registry.sql"
+# The enrollment service's role, in the registry's database: applied where the role exists.
+GRANTS_ENROLLMENT = SQL_DIR / "grants_enrollment.sql"
 GRANT_ROLES = ("f2_processor", "f2_sink", "f2_grafana")
 REGISTRY_GRANT_ROLES = ("f2_processor",)
+ENROLLMENT_GRANT_ROLES = ("f2_enroll",)
 
 
 def apply_grants(

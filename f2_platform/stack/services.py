@@ -39,8 +39,9 @@ DATABASE = "f2"
 MQTT_INTERNAL_USER = "f2-internal"
 REDIS_ADMIN_USER = "f2-admin"
 REDIS_PROCESSOR_USER = "f2-processor"
-# PostgreSQL roles of the daemons (grants in sql/grants.sql); the stack's superuser owns the schema.
-PG_ROLES = ("f2_processor", "f2_sink", "f2_grafana")
+# PostgreSQL roles of the daemons (grants in sql/grants.sql; the enrollment service's f2_enroll in
+# sql/grants_enrollment.sql); the stack's superuser owns the schema.
+PG_ROLES = ("f2_processor", "f2_sink", "f2_grafana", "f2_enroll")
 
 
 @dataclass
