@@ -7,13 +7,20 @@ The PKI folder is also what the enrollment service (`enroll`) mounts read-write:
 Existing files are kept, so re-running only adds what is missing; delete a file to rotate it (and restart
 the services that use it; database role passwords are set once, when the database volume is created).
 
-    python3 deploy/compose/bootstrap.py --mqtt-host mqtt.example.com
-    # without a Python checkout, from the built image:
-    docker run --rm -u "$(id -u):$(id -g)" -v "$PWD/deploy/compose/secrets:/secrets" \
+    sudo env "PATH=$PATH" python3 deploy/compose/bootstrap.py --mqtt-host mqtt.example.com
+    # without a Python checkout, from the built image (as root in the container: it hands files to other users):
+    docker run --rm -u 0 -v "$PWD/deploy/compose/secrets:/secrets" \
         f2-platform:0.1.0 python /app/deploy/compose/bootstrap.py --out /secrets --mqtt-host mqtt.example.com
 
-Files are mode 0644 inside a 0700 folder: other users of the host cannot reach them, and each container,
-whatever its user id, can read the files Compose mounts into it.
+Each secret file belongs to the user of the container it is mounted into (the uid and gid of that service's
+`user:` in compose.yaml, SERVICE_USERS below) and only that user may read it (0400); a file two services
+read belongs to the first and its group is the second's (0440). Compose bind-mounts secret files as they
+are on the host (it ignores uid, gid and mode for file secrets), so this is what each container sees. Files no
+container mounts stay the operator's (0600); certificates and the CRL are public (0644). The PKI folder
+belongs to the enrollment service's user (--pki-uid/--pki-gid, Compose's F2_PKI_UID/F2_PKI_GID), which
+signs certificates in it. Handing files to other users needs root: run it with sudo (or from the image as
+root). Re-running it applies the ownership and modes to existing files too (a secrets folder an earlier
+version wrote with 0644 files is brought to this).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import secrets
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +43,64 @@ sys.path.insert(0, str(HERE.parents[1]))
 from f2_platform.stack.service_config import compose_redis_users_acl  # noqa: E402
 
 KAFKA_USERS = ("admin", "f2-bridge", "f2-processor", "f2-sink", "f2-dagster")
-DB_ROLES = ("f2_owner", "f2_processor", "f2_sink", "f2_grafana")
+DB_ROLES = ("f2_owner", "f2_processor", "f2_sink", "f2_grafana", "f2_enroll")
+
+# uid, gid each image's container runs as (compose.yaml `user:`): the images' own users, 10001 for ours.
+SERVICE_USERS: dict[str, tuple[int, int]] = {
+    "mosquitto": (1883, 1883),  # eclipse-mosquitto: mosquitto
+    "kafka": (1000, 1000),  # apache/kafka: appuser
+    "timescaledb": (70, 70),  # timescale/timescaledb (Alpine): postgres
+    "redis": (999, 1000),  # redis (Alpine): redis, group ping
+    "prometheus": (65534, 65534),  # prom/prometheus: nobody
+    "grafana": (472, 0),  # grafana/grafana: grafana, group root
+    "f2": (10001, 10001),  # f2-platform (deploy/Dockerfile, F2_UID): f2-init, bridge, processor, sink, Dagster
+}
+PKI = "enroll"  # the enrollment service: its user is --pki-uid/--pki-gid
+# Secret file -> the services that mount it (the first owns it). Files not named here no container mounts.
+READERS: dict[str, tuple[str, ...]] = {
+    "postgres_password": ("timescaledb",),
+    "f2_owner_db_password": ("timescaledb",),
+    "f2_processor_db_password": ("timescaledb",),
+    "f2_sink_db_password": ("timescaledb",),
+    "f2_enroll_db_password": ("timescaledb",),
+    "f2_grafana_db_password": ("grafana", "timescaledb"),
+    "dagster_pg_password": ("f2", "timescaledb"),
+    "owner_dsn": ("f2",),
+    "processor_registry_dsn": ("f2",),
+    "sink_timeseries_dsn": ("f2",),
+    "enroll_registry_dsn": (PKI,),
+    "mosquitto_passwd": ("mosquitto",),
+    "mqtt_bridge_password": ("f2", "mosquitto"),
+    "credential_secret": ("f2",),
+    "kafka_jaas.conf": ("kafka",),
+    "kafka_admin.properties": ("kafka",),
+    "kafka_admin_password": ("f2",),
+    "kafka_bridge_password": ("f2",),
+    "kafka_processor_password": ("f2",),
+    "kafka_sink_password": ("f2",),
+    "kafka_dagster_password": ("f2",),
+    "redis_users.acl": ("redis",),
+    "redis_health_password": ("redis",),
+    "processor_redis_url": ("f2",),
+    "dagster_redis_url": ("f2",),
+    "grafana_admin_password": ("grafana",),
+    "pki/server.key": (PKI, "mosquitto"),
+}
+PUBLIC = ("pki/ca.crt", "pki/server.crt", "pki/crl.pem")
+PKI_PRIVATE_MODE = 0o600  # the CA key and the enrollment index: the enrollment service's alone
+
+
+def file_access(readers: Iterable[tuple[int, int]]) -> tuple[int, int, int]:
+    """uid, gid, mode of a secret file its readers ((uid, gid) each) and nobody else may read (pure)."""
+    first: dict[int, int] = {}
+    for uid, gid in readers:
+        first.setdefault(uid, gid)
+    users = list(first.items())
+    if len(users) == 1:
+        return users[0][0], users[0][1], 0o400
+    if len(users) == 2:
+        return users[0][0], users[1][1], 0o440
+    raise ValueError(f"a secret read by {len(users)} users needs a group of its own: {users}")
 
 
 def password() -> str:
@@ -62,8 +126,10 @@ class SecretsDir:
         path = self.root / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(make())
-            path.chmod(0o644)
+            # Private from its first byte; protect() hands it to its readers afterwards.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(make())
             self.created.append(name)
         return path.read_text().strip()
 
@@ -71,7 +137,15 @@ class SecretsDir:
         return self.file(name, password)
 
 
-def write_all(out: Path, f2: list[str], mqtt_hosts: list[str]) -> list[str]:
+def write_all(
+    out: Path,
+    f2: list[str],
+    mqtt_hosts: list[str],
+    pki_user: tuple[int, int] = SERVICE_USERS["f2"],
+    chown: bool | None = None,
+) -> list[str]:
+    """Writes what is missing, then gives every file its owner and mode (`chown` None: when running as root;
+    without it only the modes are set, every file staying the runner's)."""
     s = SecretsDir(out)
     # PostgreSQL / TimescaleDB
     s.password("postgres_password")
@@ -83,6 +157,8 @@ def write_all(out: Path, f2: list[str], mqtt_hosts: list[str]) -> list[str]:
         lambda: f"postgresql://f2_processor:{db['f2_processor']}@timescaledb:5432/f2",
     )
     s.file("sink_timeseries_dsn", lambda: f"postgresql://f2_sink:{db['f2_sink']}@timescaledb:5432/f2")
+    # The enrollment service's role: claiming codes and its enrollments table only (sql/grants_enrollment.sql).
+    s.file("enroll_registry_dsn", lambda: f"postgresql://f2_enroll:{db['f2_enroll']}@timescaledb:5432/f2")
     # Mosquitto: the bridge's account on the internal listener
     bridge = s.password("mqtt_bridge_password")
     s.file("mosquitto_passwd", lambda: f"f2-bridge:{mosquitto_hash(bridge)}\n")
@@ -127,11 +203,35 @@ def write_all(out: Path, f2: list[str], mqtt_hosts: list[str]) -> list[str]:
         hosts = [arg for host in names for arg in ("--host", host)]
         run([*f2, "certs", "--pki-dir", str(pki), "server", *hosts, "--ip", "127.0.0.1", "--broker-user", ""])
         s.created.append("pki/server.crt, pki/server.key")
-    for name in ("ca.crt", "crl.pem", "server.crt", "server.key"):
-        # Compose mounts these files into the broker, whose user is not the host's.
-        (pki / name).chmod(0o644)
-    pki.chmod(0o700)
+    protect(out, pki_user, os.geteuid() == 0 if chown is None else chown)
     return s.created
+
+
+def protect(out: Path, pki_user: tuple[int, int], chown: bool) -> None:
+    """Owner and mode of every file: READERS' files to their services' users, the PKI to the enrollment
+    service's user, the rest the operator's."""
+    users = {**SERVICE_USERS, PKI: pki_user}
+
+    def give(path: Path, uid: int, gid: int, mode: int) -> None:
+        if chown:
+            os.chown(path, uid, gid, follow_symlinks=False)
+        path.chmod(mode)
+
+    pki = out / "pki"
+    for path in [pki, *pki.rglob("*")]:
+        if path.is_symlink():
+            continue
+        # The enrollment service writes its index, issued certificates and CRL here and takes its lock.
+        give(path, *pki_user, 0o700 if path.is_dir() else PKI_PRIVATE_MODE)
+    for name in PUBLIC:
+        give(out / name, *pki_user, 0o644)
+    for path in out.iterdir():
+        if path.is_file() and path.name not in READERS:
+            path.chmod(0o600)  # written but mounted nowhere: for the operator
+    for name, readers in READERS.items():
+        path = out / name
+        if path.exists():
+            give(path, *file_access(users[r] for r in readers))
 
 
 def run(cmd: list[str]) -> None:
@@ -151,8 +251,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--f2", default=os.environ.get("F2_CLI", "f2"), help="how to run the f2 CLI (default: f2, or $F2_CLI)"
     )
+    parser.add_argument("--pki-uid", type=int, default=10001, help="the enrollment service's uid (F2_PKI_UID)")
+    parser.add_argument("--pki-gid", type=int, default=10001, help="the enrollment service's gid (F2_PKI_GID)")
     args = parser.parse_args(argv)
-    created = write_all(args.out, shlex.split(args.f2), args.mqtt_host)
+    if os.geteuid() != 0:
+        print(
+            "bootstrap.py gives each secret file to the user of the container that reads it, which needs root: "
+            'run it with sudo (sudo env "PATH=$PATH" python3 deploy/compose/bootstrap.py ...) or from the image '
+            "with `docker run -u 0`. Nothing was written.",
+            file=sys.stderr,
+        )
+        return 2
+    created = write_all(args.out, shlex.split(args.f2), args.mqtt_host, (args.pki_uid, args.pki_gid), chown=True)
     print(f"secrets in {args.out}: " + (f"created {', '.join(created)}" if created else "all present"))
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import stat
 import subprocess
 import sys
 from functools import cache
@@ -282,7 +283,6 @@ def test_bootstrap_writes_every_secret_compose_mounts(tmp_path) -> None:
         relative = secret["file"].split("/deploy/compose/secrets/", 1)[1]
         path = out / relative
         assert path.is_file() and path.stat().st_size > 0, f"bootstrap does not write {name} ({relative})"
-        assert path.stat().st_mode & 0o777 == 0o644
     assert out.stat().st_mode & 0o777 == 0o700
     # Idempotent: a second run keeps every file.
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -293,6 +293,90 @@ def test_bootstrap_writes_every_secret_compose_mounts(tmp_path) -> None:
     assert (out / "sink_timeseries_dsn").read_text() == f"postgresql://f2_sink:{sink_pw}@timescaledb:5432/f2"
     assert "user default off" in (out / "redis_users.acl").read_text()
     assert (out / "mosquitto_passwd").read_text().startswith("f2-bridge:$7$101$")
+
+
+def container_user(service: dict[str, Any]) -> tuple[int, int]:
+    uid, _, gid = str(service["user"]).partition(":")
+    return int(uid), int(gid or uid)
+
+
+def can_read(mode: int, owner: tuple[int, int], user: tuple[int, int]) -> bool:
+    if user[0] == owner[0]:
+        return bool(mode & stat.S_IRUSR)
+    if user[1] == owner[1]:
+        return bool(mode & stat.S_IRGRP)
+    return bool(mode & stat.S_IROTH)
+
+
+# Certificates and the CRL: public, any user may read them.
+PUBLIC_SECRETS = {"f2_ca_cert", "mqtt_server_cert", "mqtt_crl"}
+
+
+def test_each_secret_file_is_readable_by_the_containers_that_mount_it_alone(tmp_path) -> None:
+    """Compose bind-mounts secret files with the host's owner and mode: each must be readable by the `user:` of
+    every service that mounts it, and by no other user (but the public certificates); never writable by them.
+    Owners are checked where bootstrap can set them (as root, as CI runs)."""
+    out = tmp_path / "secrets"
+    bootstrap_secrets(out)
+    as_root = os.geteuid() == 0
+    readers: dict[str, set[tuple[int, int]]] = {}
+    for service in services().values():
+        for name in secret_names(service):
+            readers.setdefault(name, set()).add(container_user(service))
+    assert readers, "no service mounts a secret"
+    everyone = {container_user(service) for service in services().values()}
+    for name, secret in resolved()["secrets"].items():
+        relative = secret["file"].split("/deploy/compose/secrets/", 1)[1]
+        if relative.startswith("pki/"):  # the enrollment service mounts the whole PKI folder
+            readers.setdefault(name, set()).add(container_user(services()["enroll"]))
+        info = (out / relative).stat()
+        mode, owner = stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid)
+        assert not mode & 0o022, f"{name}: mode {mode:o} lets others write it"
+        if name in PUBLIC_SECRETS:
+            assert mode & 0o444 == 0o444, f"{name}: a certificate every container may read, mode {mode:o}"
+            continue
+        assert not mode & stat.S_IRWXO, f"{name}: mode {mode:o} lets every user read it"
+        if not as_root:
+            continue
+        for user in readers.get(name, set()):
+            assert can_read(mode, owner, user), f"{name} ({owner}, {mode:o}) is unreadable for its service's {user}"
+        for user in everyone - readers.get(name, set()):
+            assert not can_read(mode, owner, user) or user[0] in {u for u, _ in readers.get(name, set())}, (
+                f"{name} ({owner}, {mode:o}) is readable by {user}, whose containers do not mount it"
+            )
+    # The enrollment service writes in the PKI folder (read-write mount): it belongs to that service's user.
+    pki = (out / "pki").stat()
+    if as_root:
+        assert (pki.st_uid, pki.st_gid) == container_user(services()["enroll"])
+    assert stat.S_IMODE(pki.st_mode) == 0o700
+    assert stat.S_IMODE((out / "pki" / "ca.key").stat().st_mode) == 0o600
+
+
+def test_bootstrap_refuses_to_run_without_root_and_writes_nothing(tmp_path) -> None:
+    """It hands files to other users (chown), which needs root: as another user it says how and writes nothing."""
+    if os.geteuid() != 0:
+        result = run_bootstrap_as(None, tmp_path)
+    else:
+        nobody = 65534
+        tmp_path.chmod(0o777)
+        result = run_bootstrap_as(nobody, tmp_path)
+    assert result.returncode == 2
+    assert "needs root" in result.stderr and "sudo" in result.stderr
+    assert not (tmp_path / "secrets").exists()
+
+
+def run_bootstrap_as(uid: int | None, where: Path) -> subprocess.CompletedProcess[str]:
+    # The system's Python: the script needs only the standard library (and another user may not reach the venv).
+    python = sys.executable if uid is None else "/usr/bin/python3"
+    return subprocess.run(
+        [python, str(COMPOSE_FILE.parent / "bootstrap.py"), "--out", str(where / "secrets")],
+        capture_output=True,
+        text=True,
+        user=uid,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+        check=False,
+    )
 
 
 def test_compose_secrets_are_git_ignored() -> None:

@@ -635,6 +635,22 @@ def test_compose_database_bootstrap_roles_migrations_grants(
         processor.execute('SELECT count(*) FROM "VtDevice".devices').fetchone()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             processor.execute("SELECT * FROM decoded_data")
+    # The enrollment service's own role: claiming codes and its ledger, nothing else (sql/grants_enrollment.sql).
+    assert "grants_enrollment.sql in the registry's database" in init.stdout
+    with psycopg.connect(local_dsn(secrets_dir, "enroll_registry_dsn", port), autocommit=True) as enroll:
+        assert enroll.execute('SELECT macaddress, claimingcode FROM "VtDevice".devices').fetchall() == []
+        enroll.execute(
+            'INSERT INTO "VtDevice".f2_enrollments (mac, serial, not_after, key_source) '
+            "VALUES ('aabbccddee99', '01', now() + INTERVAL '1 year', 'csr')"
+        )
+        for refused in (
+            'INSERT INTO decoded_data ("timestamp", device_id, datapoint_id, value) VALUES (now(), 1, 1, 1.0)',
+            "UPDATE \"VtDevice\".devices SET claimingcode = 'x'",
+            'SELECT devicename FROM "VtDevice".devices',
+            'DELETE FROM "VtDevice".f2_enrollments',
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                enroll.execute(refused)
     grafana_pw = (secrets_dir / "f2_grafana_db_password").read_text()
     with psycopg.connect(f"postgresql://f2_grafana:{grafana_pw}@127.0.0.1:{port}/f2") as grafana:
         assert grafana.execute("SELECT count(*) FROM decoded_data").fetchone() == (1,)

@@ -188,6 +188,14 @@ def test_enrollment_service_is_production_ready() -> None:
         directory, key = env[name].rsplit("/", 1)
         secret = find("Secret", volumes[mounts[directory]["name"]]["secret"]["secretName"])
         assert key in secret["stringData"], f"enroll: {name} points nowhere"
+    # Its own least-privilege role, the one sql/grants_enrollment.sql gives its rights (applied by f2-init).
+    directory, key = env["F2_ENROLL_REGISTRY_DSN_FILE"].rsplit("/", 1)
+    dsn = find("Secret", volumes[mounts[directory]["name"]]["secret"]["secretName"])["stringData"][key]
+    assert dsn.startswith("postgresql://f2_enroll:")
+    assert "TO f2_enroll;" in (K8S_DIR.parents[1] / "sql" / "grants_enrollment.sql").read_text()
+    init = find("Job", "f2-init")["spec"]["template"]["spec"]["containers"][0]
+    grants = {e["name"]: e.get("value") for e in init["env"]}["F2_INIT_GRANTS_SQL"]
+    assert grants == "/app/sql/grants.sql", "f2-init applies grants_enrollment.sql from beside grants.sql"
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
     security = container["securityContext"]
