@@ -13,10 +13,25 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.support import GRAFANA_DIR, PROMTOOL, REQUESTED_METRICS, known_series, promql_metric_names
+from tests.deploy.support import (
+    GRAFANA_DIR,
+    PROMTOOL,
+    REPO,
+    REQUESTED_METRICS,
+    known_series,
+    promql_metric_names,
+)
 
 DASHBOARDS = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
-SQL_TABLES = {"decoded_data", "latest_values", "readings_hourly", "reconciliation_results"}
+SQL_TABLES = {
+    "decoded_data",
+    "latest_values",
+    "readings_hourly",
+    "reconciliation_results",
+    "component_states",
+    "controller_presence",
+    "event_activity_hourly",
+}
 GRAFANA_VARIABLES = {"$__range": "1h", "$__rate_interval": "1m", "$__interval": "1m"}
 # What issue 8 asks the dashboards to show, found by panel title.
 REQUIRED_PANELS = {
@@ -32,6 +47,9 @@ REQUIRED_PANELS = {
         "newest readings",
         "Hours failing reconciliation",
         "Failed reconciliations",
+        "Events per second by kind",
+        "Door states",
+        "Controller presence",
     ],
     "f2-readings": ["Hourly average", "Readings per hour"],
 }
@@ -102,6 +120,32 @@ def test_promql_reads_only_known_metrics() -> None:
         names = promql_metric_names(expr)
         assert names, f"{dashboard} / {title}: no metric in {expr!r}"
         assert names <= known, f"{dashboard} / {title}: unknown series {names - known}"
+
+
+def test_dashboard_metrics_are_written_by_a_daemon() -> None:
+    """A metric that exists but that no daemon increments or sets exports no series: its panel stays empty (as
+    the panel on f2_ignored_total did once reader messages became events). Every metric of streaming/runtime/
+    metrics.py a dashboard reads is used by name in the daemons' code outside that module."""
+    from streaming.runtime import metrics
+
+    collectors = metrics.REGISTRY._names_to_collectors
+    variable_of = {id(value): name for name, value in vars(metrics).items() if not name.startswith("_")}
+    sources = "\n".join(
+        path.read_text()
+        for path in sorted((REPO / "streaming").rglob("*.py"))
+        if path != REPO / "streaming" / "runtime" / "metrics.py"
+    )
+    for dashboard, title, expr in prom_exprs():
+        for name in promql_metric_names(expr):
+            collector = collectors.get(name)
+            if collector is None:
+                continue  # a recording rule, Prometheus' own series or another exporter's
+            variable = variable_of.get(id(collector))
+            assert variable, f"{dashboard} / {title}: {name} has no module-level name in streaming/runtime/metrics.py"
+            assert re.search(rf"\b{variable}\b", sources), (
+                f"{dashboard} / {title}: {name} ({variable}) is never incremented or set by a daemon, so it exports no "
+                "series and the panel stays empty"
+            )
 
 
 def test_promql_parses(tmp_path) -> None:
