@@ -33,7 +33,7 @@ from streaming.errors import DecodeError, TransientError
 from streaming.kafka import topics
 from streaming.kafka.lag import record_lag
 from streaming.kafka.records import Headers, coordinates, dead_letter_headers, first_offsets, header, next_offsets
-from streaming.kafka.trace_header import H_TRACE, TRACE_FORMAT
+from streaming.kafka.trace_header import H_BATCH, batch_value
 from streaming.runtime.metrics import (
     BATCH_SECONDS,
     BATCH_SIZE,
@@ -56,19 +56,15 @@ _ONE_US = timedelta(microseconds=1)
 # How long an unfinished abort may keep failing before the worker restarts with a fresh producer (a few of
 # the transaction timeouts librdkafka waits out per attempt).
 ABORT_GIVE_UP_S = 90.0
-_DECODER_VERSION = DECODER_VERSION.encode()
 
 
 class Outputs:
     """What one batch produces, gathered before the transaction writes it."""
 
-    __slots__ = ("beats", "dead", "events", "events_by_kind", "readings", "traced")
+    __slots__ = ("beats", "dead", "events", "events_by_kind", "readings")
 
     def __init__(self) -> None:
         self.readings: list[tuple[bytes, bytes]] = []
-        # (index in `readings` of a raw record's first reading, its trace header): f2 trace's way back from a
-        # reading to its raw record, one header per raw record (streaming/kafka/trace_header.py).
-        self.traced: list[tuple[int, Headers]] = []
         self.events: list[tuple[bytes, bytes]] = []
         # (kind, registered) -> events of the batch, for the metrics once the transaction committed.
         self.events_by_kind: Counter[tuple[str, bool]] = Counter()
@@ -114,6 +110,9 @@ class Processor:
         self._abort_failing_since = 0.0
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
+        # The next raw offset of each partition after the last committed batch: where the next batch's range
+        # starts (records of a partition come in order), so no record is looked at twice to find it.
+        self._positions: dict[int, int] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
@@ -201,6 +200,8 @@ class Processor:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {p.partition for p in partitions}
+        for p in partitions:
+            self._positions.pop(p.partition, None)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned -= {p.partition for p in partitions}
@@ -225,7 +226,7 @@ class Processor:
             self._resume_abort()
         producer.begin_transaction()
         try:
-            self._produce_decoded(outputs.readings, outputs.traced)
+            self._produce_decoded(outputs.readings, offsets, records)
             # The compacted topic keeps one value per key: the batch's last one is all it needs.
             self._produce_all(topics.LATEST, dict(outputs.readings).items())
             self._produce_all(topics.EVENTS, outputs.events)
@@ -251,6 +252,7 @@ class Processor:
                 EVENTS_UNREGISTERED.labels(DAEMON, kind).inc(count)
         # Only now: a heartbeat of an aborted batch was never written, and the retry must write it again.
         self._beat_at.update(outputs.beats)
+        self._positions.update((tp.partition, tp.offset) for tp in offsets)
 
     def _process(self, records: list[Message]) -> Outputs:
         out = Outputs()
@@ -263,9 +265,7 @@ class Processor:
         beats: dict[bytes, Message] = {}
         max_bytes = self.settings.max_payload_bytes
         readings = out.readings
-        traced = out.traced
-        cache = self.cache
-        lookup = cache.get
+        lookup = self.cache.get
         for record in records:
             value = record.value() or b""
             key = record.key()
@@ -282,13 +282,9 @@ class Processor:
                 topic, payload, device, _ = resolved
                 if topic.carries_frame and device is not None:
                     # The hot path: a sensor frame gives readings only, through the native decoder.
-                    frame = frame_records(topic, payload, device)
-                    if frame:
-                        trace = TRACE_FORMAT % (record.partition(), record.offset(), cache.version, _DECODER_VERSION)
-                        traced.append((len(readings), [(H_TRACE, trace)]))
-                        readings.extend(frame)
+                    readings.extend(frame_records(topic, payload, device))
                 else:
-                    self._status(out, resolved, mqtt_topic, record)
+                    self._status(out, resolved, mqtt_topic)
             except DecodeError as exc:
                 headers = dead_letter_headers(exc.reason, exc.detail, *coordinates(record), mqtt_topic)
                 out.dead.append((key, dead_letter_value(mqtt_topic, value), headers, exc.reason))
@@ -296,14 +292,11 @@ class Processor:
             self._heartbeat(out, key, record, seen_at)
         return out
 
-    def _status(self, out: Outputs, resolved: Resolved, mqtt_topic: str | None, record: Message) -> None:
+    def _status(self, out: Outputs, resolved: Resolved, mqtt_topic: str | None) -> None:
         """Readings and events of a status or reader message (both, or a DecodeError and neither)."""
         assert mqtt_topic is not None  # resolve_record refuses a record without one
         decoded = status_outputs(resolved, mqtt_topic)
-        if decoded.readings:
-            trace = TRACE_FORMAT % (record.partition(), record.offset(), self.cache.version, _DECODER_VERSION)
-            out.traced.append((len(out.readings), [(H_TRACE, trace)]))
-            out.readings.extend(encode_readings(decoded.readings))
+        out.readings.extend(encode_readings(decoded.readings))
         key = resolved.topic.mac.encode()
         for event in decoded.events:
             out.events.append((key, encode_event(event)))
@@ -329,23 +322,22 @@ class Processor:
             gauge = self._last_seen_gauges[key] = CONTROLLER_LAST_SEEN.labels(DAEMON, mac)
         return gauge
 
-    def _produce_decoded(self, readings: list[tuple[bytes, bytes]], traced: list[tuple[int, Headers]]) -> None:
-        """The batch's readings to f2.decoded in order, each raw record's first one with its trace header."""
-        assert self.producer is not None
-        produce = self.producer.produce
-        topic = topics.DECODED
-        start = 0
-        for first, headers in traced:
-            if first > start:
-                self._produce_all(topic, readings[start:first])
-            key, value = readings[first]
-            try:
-                produce(topic, value, key, headers=headers)
-            except BufferError:
-                self._produce(topic, key, value, headers)
-            start = first + 1
-        if start < len(readings):
-            self._produce_all(topic, readings[start:])
+    def _produce_decoded(
+        self, readings: list[tuple[bytes, bytes]], offsets: list[TopicPartition], records: list[Message]
+    ) -> None:
+        """The batch's readings to f2.decoded, the first with the batch's trace header: the raw offset ranges
+        the batch decoded and the registry and decoder versions (one header per transaction, never per record)."""
+        if not readings:
+            return
+        positions = self._positions
+        if any(tp.partition not in positions for tp in offsets):
+            # A partition's first batch since its assignment: its lowest offset in the batch.
+            for tp in first_offsets(records):
+                positions.setdefault(tp.partition, tp.offset)
+        ranges = [(tp.partition, positions[tp.partition], tp.offset - 1) for tp in offsets]
+        key, value = readings[0]
+        self._produce(topics.DECODED, key, value, [(H_BATCH, batch_value(ranges, self.cache.version, DECODER_VERSION))])
+        self._produce_all(topics.DECODED, readings[1:])
 
     def _produce_all(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
         assert self.producer is not None

@@ -29,10 +29,11 @@ def trace(device_id: int, datapoint_id: int, at: datetime, skew: timedelta, hori
     Exit status 1 when the reading or its raw record cannot be found (the notes say why).
     """
     from f2_platform.connections import resolve_connections
-    from f2_platform.tracing.trace import trace_json, trace_reading
+    from f2_platform.tracing.trace import trace_json, trace_reading, wiring_of
 
     conn = resolve_connections()
-    result = trace_reading(conn.kafka_config(), conn.timeseries_dsn, device_id, datapoint_id, at, skew, horizon)
+    wiring = wiring_of(conn.registry_dsn, conn.registry_schema, device_id)
+    result = trace_reading(conn.kafka_config(), conn.timeseries_dsn, wiring, device_id, datapoint_id, at, skew, horizon)
     click.echo(trace_json(result) if as_json else result.as_text())
     if not result.found:
         raise SystemExit(1)

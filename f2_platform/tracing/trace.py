@@ -1,10 +1,12 @@
-"""Where a stored reading came from: stored row -> the f2.decoded record that carried it (and the sink batch
-that committed it, sink_batches) -> the f2.raw record it was decoded from (the decoded record's trace header,
-streaming/kafka/trace_header.py), with the registry and decoder versions that decoded it and when each hop saw
-it. A reading a dead-letter replay stored instead names the replay and its dead letter.
+"""Where a stored reading came from: stored row -> the f2.decoded record that carried it (found by its key and
+time) and the sink batch that committed it (sink_batches) -> the f2.raw record it was decoded from (the record of
+the device's controller, connector and position with the reading's device time) -> the processor transaction
+that decoded it (the f2.batch header whose raw offset ranges hold that record: the registry and decoder
+versions), and when each hop saw it. A reading a dead-letter replay stored instead names the replay, its dead
+letter and raw record.
 
-Off the hot path: the pipeline keeps one header per raw record and one row per sink batch; the trace reads
-Kafka around the reading's time to find the rest.
+Off the hot path: the pipeline keeps one header per processor transaction and one row per sink transaction;
+the trace reads Kafka around the reading's time for the rest.
 """
 
 from __future__ import annotations
@@ -21,14 +23,27 @@ from confluent_kafka import Consumer, Message
 from f2_platform.deadletters.kafka_window import fetch, read_window
 from f2_platform.deadletters.letters import payload_digest, shown_payload
 from streaming.decoding.decoded_format import KEY, rfc3339_from_us
+from streaming.decoding.payload import parse_payload
+from streaming.errors import DecodeError
 from streaming.kafka import topics
 from streaming.kafka.records import header
-from streaming.kafka.trace_header import H_TRACE, parse_trace
+from streaming.kafka.trace_header import H_BATCH, BatchTrace, parse_batch
+from streaming.mqtt.topic import parse_topic
+from streaming.registry_schema import in_schema
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# A frame's readings are written in one produce loop: its first reading (with the header) lies within this
-# much of the others' Kafka timestamps.
-_SIBLING_SPAN = timedelta(seconds=2)
+# A transaction's records are produced within this span: the batch header (on its first record) lies within it
+# before any of its other records.
+_BATCH_SPAN = timedelta(seconds=5)
+# Only the payload's timestamp is read here; the size limit is the processor's business.
+_ANY_SIZE = 1 << 30
+WIRING_SQL = """
+SELECT ctl.macaddress, c.connectornumber, p.position
+FROM "VtDevice".pins p
+JOIN "VtDevice".connectors c ON c.connectorid = p.connectorid
+JOIN "VtDevice".devices ctl ON ctl.deviceid = c.controllerid
+WHERE p.deviceid = %s
+"""
 
 READING_SQL = """
 (SELECT "timestamp", value FROM decoded_data
@@ -134,16 +149,18 @@ def guess_partition(key: bytes, partitions: int) -> int:
 def trace_reading(
     kafka_config: Mapping[str, str],
     timeseries_dsn: str,
+    wiring: tuple[str, int, int] | None,
     device_id: int,
     datapoint_id: int,
     at: datetime,
     skew: timedelta = timedelta(minutes=10),
     horizon: timedelta = timedelta(hours=6),
 ) -> ReadingTrace:
-    """The trace of the stored reading of (device, datapoint) nearest to `at`.
+    """The trace of the stored reading of (device, datapoint) nearest to `at`; `wiring` is where the registry
+    wires the device (wiring_of), None when it does not.
 
-    The decoded record is looked for from `skew` before the reading's device time (a device clock running
-    ahead) to `horizon` after it (a device that buffered its readings sends them later)."""
+    Records are looked for from `skew` before the reading's device time (a device clock running ahead) to
+    `horizon` after it (a device that buffered its readings sends them later)."""
     trace = ReadingTrace(device_id, datapoint_id, _rfc3339(at))
     with psycopg.connect(timeseries_dsn, autocommit=True, connect_timeout=10) as conn:
         rows = conn.execute(READING_SQL, {"d": device_id, "p": datapoint_id, "at": at}).fetchall()
@@ -163,23 +180,11 @@ def trace_reading(
                 f"{_rfc3339(stamp + horizon)} (retention, a wider --horizon, or stored by a replay or reprocessing)"
             )
         else:
-            _follow_decoded(config, conn, trace, decoded, device_id, stamp)
+            _follow_decoded(config, conn, trace, decoded, wiring, stamp, skew)
         for row in conn.execute(REPLAY_SQL, (stamp,)).fetchall():
-            names = (
-                "source_topic",
-                "source_partition",
-                "source_offset",
-                "deadletter_partition",
-                "deadletter_offset",
-                "original_reason",
-                "controller_mac",
-                "mqtt_topic",
-                "registry_version",
-                "decoder_version",
-                "replayed_at",
-                "run_id",
-            )
-            replay = dict(zip(names, row, strict=True))
+            if wiring is not None and row[6] != wiring[0]:
+                continue  # another controller's replay of the same moment
+            replay = dict(zip(_REPLAY_COLUMNS, row, strict=True))
             replay["replayed_at"] = _rfc3339(row[10])
             trace.replays.append(replay)
         if trace.replays and trace.raw is None:
@@ -187,16 +192,28 @@ def trace_reading(
     return trace
 
 
+_REPLAY_COLUMNS = (
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "deadletter_partition",
+    "deadletter_offset",
+    "original_reason",
+    "controller_mac",
+    "mqtt_topic",
+    "registry_version",
+    "decoder_version",
+    "replayed_at",
+    "run_id",
+)
+
+
 def _find_decoded(
     config: dict[str, str], device_id: int, datapoint_id: int, stamp: datetime, skew: timedelta, horizon: timedelta
 ) -> Message | None:
     key = KEY % (device_id, datapoint_id)
     marker = b'"timestamp": "' + _rfc3339(stamp).encode() + b'"'
-    probe = Consumer({**config, "group.id": "f2-trace-probe", "log_level": "4"})
-    try:
-        count = len(probe.list_topics(topics.DECODED, timeout=10).topics[topics.DECODED].partitions)
-    finally:
-        probe.close()
+    count = _partition_count(config, topics.DECODED)
     guess = guess_partition(key, count)
     for partitions in ([guess], [p for p in range(count) if p != guess]):
         for batch in read_window(config, topics.DECODED, stamp - skew, stamp + horizon, partitions=partitions):
@@ -211,77 +228,133 @@ def _follow_decoded(
     conn: psycopg.Connection,
     trace: ReadingTrace,
     decoded: Message,
-    device_id: int,
+    wiring: tuple[str, int, int] | None,
     stamp: datetime,
+    skew: timedelta,
 ) -> None:
     processed_ms = decoded.timestamp()[1]
+    processed = datetime.fromtimestamp(processed_ms / 1000, UTC)
     trace.decoded = {
         "partition": decoded.partition(),
         "offset": decoded.offset(),
         "processed_at": _kafka_time(processed_ms),
     }
-    carrier = decoded if header(decoded.headers(), H_TRACE) else _sibling_with_header(config, decoded, device_id, stamp)
-    if carrier is None:
+    candidates: list[Message] = []
+    if wiring is None:
         trace.notes.append(
-            f"neither the decoded record nor another reading of its frame carries the {H_TRACE} header "
-            "(written by a processor older than the trace)"
+            f"device {trace.device_id} is not wired in the registry now: its raw record is not looked for"
         )
     else:
-        text = header(carrier.headers(), H_TRACE)
-        assert text is not None
-        origin = parse_trace(text)
-        trace.decoded[H_TRACE] = text
-        trace.registry_version, trace.decoder_version = origin.registry_version, origin.decoder_version
-        raw = fetch(config, topics.RAW, [(origin.raw_partition, origin.raw_offset)]).get(
-            (origin.raw_partition, origin.raw_offset)
-        )
-        if raw is None:
+        candidates = _raw_candidates(config, wiring, stamp, stamp - skew, processed + timedelta(seconds=1))
+        if not candidates:
             trace.notes.append(
-                f"the raw record {topics.RAW} partition {origin.raw_partition} offset {origin.raw_offset} is no "
-                "longer retained"
+                f"no record of controller {wiring[0]} at J{wiring[1]} position {wiring[2]} with this time in "
+                f"{topics.RAW} (retention, or the device was wired elsewhere when it sent)"
             )
-            trace.raw = {"partition": origin.raw_partition, "offset": origin.raw_offset, "retained": False}
-        else:
-            _describe_raw(trace, raw)
-    trace.hops.append(Hop("processor", trace.decoded["processed_at"], f"{topics.DECODED} record"))  # type: ignore[arg-type]
-    batches = conn.execute(
+    batches = _batch_headers(config, processed) if candidates else []
+    chosen: Message | None = None
+    batch: BatchTrace | None = None
+    for raw in candidates:
+        holding = [b for b in batches if b.holds(raw.partition() or 0, raw.offset() or 0)]
+        if holding:
+            chosen, batch = raw, holding[-1]
+            break
+    if chosen is None and candidates:
+        chosen = candidates[0]
+        trace.notes.append(
+            f"no {H_BATCH} header of a processor transaction holds the raw record (a processor older than the "
+            "trace): the registry and decoder versions are unknown"
+        )
+    if chosen is not None:
+        _describe_raw(trace, chosen)
+        if len(candidates) > 1:
+            trace.notes.append(
+                f"{len(candidates)} raw records carry this reading (a redelivery); the one the transaction decoded "
+                "is shown"
+            )
+    if batch is not None:
+        trace.registry_version, trace.decoder_version = batch.registry_version, batch.decoder_version
+        trace.decoded["transaction_raw_ranges"] = [list(r) for r in batch.ranges]
+    trace.hops.append(Hop("processor", _kafka_time(processed_ms), f"{topics.DECODED} record"))
+    rows = conn.execute(
         BATCH_SQL,
         {
-            "after": datetime.fromtimestamp(processed_ms / 1000, UTC) - timedelta(minutes=1),
+            "after": processed - timedelta(minutes=1),
             "topic": topics.DECODED,
             "part": decoded.partition(),
             "offset": decoded.offset(),
         },
     ).fetchall()
-    if batches:
-        batch_id, committed_at, readings, events = batches[-1]
+    if rows:
+        batch_id, committed_at, readings, events = rows[-1]
         trace.sink_batch = {
             "batch_id": batch_id,
             "committed_at": _rfc3339(committed_at),
             "readings": readings,
             "events": events,
-            "batches_holding_it": len(batches),
+            "batches_holding_it": len(rows),
         }
-        trace.hops.append(Hop("sink commit", trace.sink_batch["committed_at"], "sink_batches"))  # type: ignore[arg-type]
+        trace.hops.append(Hop("sink commit", _rfc3339(committed_at), "sink_batches"))
     else:
         trace.notes.append("no sink batch record holds the decoded record (a sink older than the trace, or pruned)")
 
 
-def _sibling_with_header(config: dict[str, str], decoded: Message, device_id: int, stamp: datetime) -> Message | None:
-    at = datetime.fromtimestamp(decoded.timestamp()[1] / 1000, UTC)
-    prefix = b"%d:" % device_id
-    marker = b'"timestamp": "' + _rfc3339(stamp).encode() + b'"'
-    for batch in read_window(config, topics.DECODED, at - _SIBLING_SPAN, at + _SIBLING_SPAN):
+def _raw_candidates(
+    config: dict[str, str], wiring: tuple[str, int, int], stamp: datetime, start: datetime, end: datetime
+) -> list[Message]:
+    """f2.raw records of the controller at the device's connector and position with the reading's device time,
+    received between `start` and `end`: in the partition the controller's key goes to, else in any."""
+    mac, connector, position = wiring
+    key = mac.encode()
+    stamp_us = (stamp - _EPOCH) // timedelta(microseconds=1)
+    count = _partition_count(config, topics.RAW)
+    guess = guess_partition(key, count)
+    for partitions in ([guess], [p for p in range(count) if p != guess]):
+        found = []
+        for batch in read_window(config, topics.RAW, start, end, partitions=partitions):
+            for m in batch:
+                if m.key() != key:
+                    continue
+                try:
+                    topic = parse_topic(header(m.headers(), topics.H_MQTT_TOPIC) or "")
+                    payload = parse_payload(m.value() or b"", _ANY_SIZE)
+                except DecodeError:
+                    continue
+                if (topic.connector, topic.position, payload.timestamp_us) == (connector, position, stamp_us):
+                    found.append(m)
+        if found:
+            return found
+    return []
+
+
+def _batch_headers(config: dict[str, str], processed: datetime) -> list[BatchTrace]:
+    """The batch headers of the processor transactions written shortly before `processed`, in every partition."""
+    out = []
+    for batch in read_window(config, topics.DECODED, processed - _BATCH_SPAN, processed + timedelta(seconds=1)):
         for m in batch:
-            key = m.key()
-            if (
-                isinstance(key, bytes)
-                and key.startswith(prefix)
-                and marker in (m.value() or b"")
-                and header(m.headers(), H_TRACE)
-            ):
-                return m
-    return None
+            text = header(m.headers(), H_BATCH)
+            if text is None:
+                continue
+            try:
+                out.append(parse_batch(text))
+            except ValueError:
+                continue
+    return out
+
+
+def _partition_count(config: dict[str, str], topic: str) -> int:
+    probe = Consumer({**config, "group.id": "f2-trace-probe", "log_level": "4"})
+    try:
+        return len(probe.list_topics(topic, timeout=10).topics[topic].partitions)
+    finally:
+        probe.close()
+
+
+def wiring_of(registry_dsn: str, registry_schema: str, device_id: int) -> tuple[str, int, int] | None:
+    """(controller MAC, connector, position) where the registry wires the device now."""
+    with psycopg.connect(registry_dsn, autocommit=True, connect_timeout=10) as reg:
+        row = reg.execute(in_schema(WIRING_SQL, registry_schema), (device_id,)).fetchone()
+    return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
 
 
 def _describe_raw(trace: ReadingTrace, raw: Message) -> None:
