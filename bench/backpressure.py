@@ -5,7 +5,8 @@ stage did not run) with live device timestamps. After the warm-up every sink sto
 commits what it holds); the bridge and the processors keep going and the readings queue up in f2.decoded.
 When the sinks start again the load ends, and the sinks work the backlog off. Reported: the resident memory
 of every daemon at the stop, at its end and at its peak (a daemon that grew with the backlog would show it),
-the backlog, how long the catch-up took, and every acknowledged message reconciled against decoded_data.
+the backlog, how long the catch-up took, and every acknowledged message reconciled against decoded_data and
+(the events of the traffic mix) device_events.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from bench.config import PORTFOLIO_FRAMES_PER_S
 from bench.model import Measure, StageResult
 from bench.monitor import Monitor
 from bench.mqttload import Publishers
-from bench.stages import claim_pipeline, drop_ledgers, publishers, skip_pipeline_to_end, start_publishers
+from bench.stages import claim_pipeline, publishers, reconcile_ledgers, skip_pipeline_to_end, start_publishers
 from f2_platform.stack.daemons import DaemonProcess, start_all, stop_all
-from simulator.reconcile import ledger_readings, wait_reconciled
 from streaming.kafka import topics
 
 
@@ -40,7 +40,8 @@ def backpressure_stage(run: Run) -> StageResult:
         run.track_daemons(m, upstream + sinks)
         run.count_series(m, "bridge.out", bridges, "f2_messages_out_total", daemon="bridge")
         run.count_series(m, "processor.in", processors, "f2_messages_in_total", daemon="processor")
-        pubs = publishers(run, "backpressure", rate_per_s=rate)
+        # `rate` frames/s, and the traffic mix's events on top.
+        pubs = publishers(run, "backpressure", rate_per_s=rate / run.frame_share)
         m.counter("generator.acked", pubs.total_acked)
         start_publishers(m, pubs)
         m.start()
@@ -51,7 +52,7 @@ def backpressure_stage(run: Run) -> StageResult:
         run.sleep(cfg.backpressure_stop_s, upstream)
         restarted_at = m.sample().t
         backlog = kt.lag(conn, topics.GROUP_SINK, topics.DECODED)
-        offered = m.rate("generator.acked", stopped_at, restarted_at)
+        offered = m.rate("generator.acked", stopped_at, restarted_at) * run.frame_share
         decoded = m.rate("processor.in", stopped_at, restarted_at)
         for sink in sinks:
             sink.start()
@@ -61,14 +62,13 @@ def backpressure_stage(run: Run) -> StageResult:
         for sink in sinks:
             sink.wait_healthy()
             m.track(f"{sink.name} restarted", "daemon", sink.running_pid())
-        expected, messages = ledger_readings(pubs.ledger_paths())
-        rec = wait_reconciled(expected, conn.timeseries_dsn, cfg.drain_timeout_s)
+        rec, events_rec = reconcile_ledgers(run, pubs)
         caught_up_at = m.sample().t
         stop_all(upstream + sinks)
         m.sample()
-        rec.detail = f"{messages:,} messages acknowledged by the broker; " + rec.detail
         result.reconciliations["every acknowledged reading = decoded_data rows"] = rec
-        drop_ledgers(pubs, rec.ok)
+        if events_rec is not None:
+            result.reconciliations["every acknowledged event = device_events, component_states"] = events_rec
         result.window = (stopped_at, restarted_at)
         result.phases["catch-up"] = (restarted_at, caught_up_at)
         result.processes = run.usages(m, stopped_at, caught_up_at, offered * (restarted_at - stopped_at))
@@ -84,7 +84,7 @@ def backpressure_stage(run: Run) -> StageResult:
             Measure("backlog in f2.decoded when the sinks started again", backlog, "records"),
             Measure(
                 "catch-up: sinks started again -> every reading in decoded_data",
-                caught_up_at - restarted_at if rec.ok else None,
+                caught_up_at - restarted_at if rec.ok and (events_rec is None or events_rec.ok) else None,
                 "s",
             ),
         ]

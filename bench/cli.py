@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from bench.config import ALL_STAGES, DEFAULT_OUTPUT_DIR
+from bench.config import ALL_STAGES, DEFAULT_OUTPUT_DIR, BenchConfig
 
 
 def _stages(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -67,7 +67,15 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     type=int,
     default=1000,
     show_default=True,
-    help="Generated controllers of the bench fleet (four frame sensors each).",
+    help="Generated controllers of the bench fleet (four frame sensors and six access and alarm components each).",
+)
+@click.option(
+    "--event-share",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=BenchConfig.event_share,
+    show_default=True,
+    help="Share of the MQTT messages that are status and reader messages (events) rather than frames, in the "
+    "stages that publish over MQTT (bridge, e2e, backpressure); 0: frames only.",
 )
 @click.option("--publishers", type=int, default=2, show_default=True, help="MQTT load generator processes.")
 @click.option("--bridges", type=int, default=1, show_default=True, help="Bridge processes.")
@@ -123,6 +131,7 @@ def bench(
     output_dir: Path,
     use_running_stack: bool,
     controllers: int,
+    event_share: float,
     publishers: int,
     bridges: int,
     processors: int,
@@ -137,7 +146,6 @@ def bench(
     force: bool,
 ) -> None:
     """Benchmark the bridge, processor, sink and the whole path, with reference figures and targets."""
-    from bench.config import BenchConfig
     from bench.report import JSON_NAME, MARKDOWN_NAME
     from bench.runner import run_bench
 
@@ -148,6 +156,7 @@ def bench(
         output_dir=output_dir,
         use_running_stack=use_running_stack,
         controllers=controllers,
+        event_share=event_share,
         publishers=publishers,
         bridges=bridges,
         processors=processors,

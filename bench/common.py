@@ -13,7 +13,7 @@ from typing import Any
 from bench import profiling
 from bench.config import TARGETS, BenchConfig
 from bench.daemons import bench_daemon
-from bench.fleet import LoadEndpoint, load_endpoints, seed_bench_fleet
+from bench.fleet import EventEndpoint, LoadEndpoint, event_endpoints, load_endpoints, seed_bench_fleet
 from bench.model import ProcessUsage, StageResult
 from bench.monitor import Monitor, kafka_jit_cpu_s, metric_sum, parse_metrics
 from bench.stackenv import BenchStack
@@ -92,6 +92,31 @@ class Run:
     def readings_per_frame(self) -> float:
         eps = self.endpoints
         return sum(ep.readings_per_frame for ep in eps) / len(eps)
+
+    @cached_property
+    def event_endpoints(self) -> list[EventEndpoint]:
+        """The fleet's status and reader components (none when the run sends no events)."""
+        if self.config.event_share <= 0:
+            return []
+        from simulator.fingerprints import CredentialKey
+
+        env = self.bs.env
+        key = CredentialKey(env["F2_CREDENTIAL_KEY_ID"], env["F2_CREDENTIAL_SECRET"].encode())
+        fleet = seed_bench_fleet(self.conn.registry_dsn, self.config.controllers)
+        return event_endpoints(self.conn.registry_dsn, fleet, key)
+
+    @property
+    def frame_share(self) -> float:
+        """The share of the published messages that are frames."""
+        return 1.0 - (self.config.event_share if self.event_endpoints else 0.0)
+
+    @property
+    def records_per_message(self) -> float:
+        """What the sink stores per published message of the mix on average: readings of frames, and readings
+        and events of status and reader messages (the sink counts both in f2_messages_out_total)."""
+        evs = self.event_endpoints
+        events = sum(ep.records() for ep in evs) / len(evs) if evs else 0.0
+        return self.frame_share * self.readings_per_frame + (1.0 - self.frame_share) * events
 
     def daemons(self, kind: str, count: int) -> list[DaemonProcess]:
         return [bench_daemon(kind, i, self.bs.env, self.raw_dir / "logs" / f"{kind}-{i}.log") for i in range(count)]

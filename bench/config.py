@@ -50,9 +50,14 @@ class BenchConfig:
     stages: tuple[str, ...] = ALL_STAGES
     output_dir: Path = DEFAULT_OUTPUT_DIR
     use_running_stack: bool = False
-    # Generated controllers of the bench fleet (each: two ENV-S1, a PM-100, a PS-1 and a DS-2, like
-    # `f2 simulate --controllers`); the load generators drive its four frame sensors.
+    # Generated controllers of the bench fleet (each: two ENV-S1, a PM-100, a PS-1, a DS-2, a reader, a strike,
+    # a siren, a motion sensor and unregistered exit buttons, like `f2 simulate --controllers`); the load
+    # generators drive its four frame sensors and, for `event_share` of the messages, the other components.
     controllers: int = 1000
+    # Share of the MQTT messages that are status and reader messages (the events of the fleet's doors, exit
+    # buttons, motion sensors, strikes, sirens and readers; the rest are frames): the stages that publish over
+    # MQTT (bridge, e2e, backpressure) send this mix, the pre-filled processor and sink stages frames only.
+    event_share: float = 0.1
     publishers: int = 2  # load generator processes (MQTT)
     bridges: int = 1
     processors: int = 1
@@ -91,6 +96,8 @@ class BenchConfig:
             raise ValueError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(ALL_STAGES)}")
         if self.duration_s <= 0 or self.warmup_s < 0 or self.backpressure_stop_s <= 0 or self.broker_warmup_max_s < 0:
             raise ValueError("duration and the sinks' stop must be positive, the warm-ups not negative")
+        if not 0 <= self.event_share < 1:
+            raise ValueError("--event-share is the share of messages that are events: at least 0, below 1")
         if not all(0 < level <= 1.5 for level in self.levels):
             raise ValueError("levels are fractions of the sustained maximum, e.g. 0.25,0.5,0.9")
         if self.kafka_brokers not in (1, 3):

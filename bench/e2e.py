@@ -2,8 +2,10 @@
 
 1. Sustained maximum: the publishers run in a closed loop, never more than `backlog_frames` frames ahead of
    what the sink has committed, so the pipeline runs flat out while every queue stays bounded. The rate is
-   the sink's committed rows per second over the window, in frames. Afterwards every reading of every
-   message the broker acknowledged (the ledgers) is compared with decoded_data: nothing lost, nothing extra.
+   the sink's committed records (readings and events) per second over the window, in messages of the
+   traffic mix, of which the frames are reported against the target. Afterwards every reading and every
+   event of every message the broker acknowledged (the ledgers) is compared with decoded_data and
+   device_events: nothing lost, nothing extra.
 2. Latency: at each level (25%, 50%, 90% of that maximum) the publishers send at a fixed rate with live
    device timestamps; a poller records when rows of a sample of devices become visible (committed), and the
    sink's own latency histogram is read as a cross-check. Each level is reconciled the same way.
@@ -28,9 +30,8 @@ from bench.latency import (
 from bench.model import LatencySummary, Measure, StageResult
 from bench.monitor import Monitor
 from bench.mqttload import Publishers
-from bench.stages import claim_pipeline, drop_ledgers, publishers, skip_pipeline_to_end, start_publishers
+from bench.stages import claim_pipeline, publishers, reconcile_ledgers, skip_pipeline_to_end, start_publishers
 from f2_platform.stack.daemons import DaemonProcess, start_all, stop_all
-from simulator.reconcile import ledger_readings, wait_reconciled
 from streaming.kafka import topics
 
 LATENCY_SAMPLE_ROWS_PER_S = 300
@@ -67,7 +68,7 @@ def e2e_stage(run: Run) -> StageResult:
     conn = run.conn
     claim_pipeline(run)
     dead0 = kt.end_offsets(conn, topics.DEADLETTER)
-    rpf = run.readings_per_frame
+    rpm = run.records_per_message
     bridges = run.daemons("bridge", cfg.bridges)
     processors = run.daemons("processor", cfg.processors)
     sinks = run.daemons("sink", cfg.sinks)
@@ -98,7 +99,7 @@ def e2e_stage(run: Run) -> StageResult:
             "generator msg/s": m.series("generator.acked"),
             "bridge msg/s": m.series("bridge.out"),
             "processor frames/s": m.series("processor.in"),
-            "sink frames/s": m.series("sink.out", 1 / rpf),
+            "sink msg/s": m.series("sink.out", 1 / rpm),
         }
     finally:
         try:
@@ -120,12 +121,12 @@ def _start_publishers(run: Run, m: Monitor, generated: _Generated, tag: str, rat
 
 def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[DaemonProcess], generated: _Generated) -> float:
     cfg = run.config
-    rpf = run.readings_per_frame
+    rpm = run.records_per_message
     pubs = _start_publishers(run, m, generated, "max")
     rows0 = m.sample().counters["sink.out"]
 
     def tick() -> None:
-        pubs.set_credit(int((m.latest("sink.out") - rows0) / rpf) + cfg.backlog_frames)
+        pubs.set_credit(int((m.latest("sink.out") - rows0) / rpm) + cfg.backlog_frames)
         if pubs.failures():
             raise RuntimeError("a load generator failed (see the bench output)")
 
@@ -142,31 +143,35 @@ def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[DaemonPr
     pubs.finish()
     if pubs.failures():
         raise RuntimeError("a load generator failed (see the bench output)")
-    frames_rate = m.rate("sink.out", ws, we) / rpf
+    messages_rate = m.rate("sink.out", ws, we) / rpm
+    frames_rate = messages_rate * run.frame_share
     result.window = (ws, we)
     result.processes = run.usages(m, ws, we, frames_rate * (we - ws))
-    expected, messages = ledger_readings(pubs.ledger_paths())
-    rec = wait_reconciled(expected, run.conn.timeseries_dsn, cfg.drain_timeout_s)
+    rec, events_rec = reconcile_ledgers(run, pubs)
     generated.retire()
-    drop_ledgers(pubs, rec.ok)
-    rec.detail = f"{messages:,} messages acknowledged by the broker; " + rec.detail
     result.reconciliations["sustained maximum: ledger readings = decoded_data rows"] = rec
+    if events_rec is not None:
+        result.reconciliations["sustained maximum: ledger events = device_events, component_states"] = events_rec
     measure = Measure.against(
         "sustained frames/s, MQTT -> committed rows",
         frames_rate,
         "frames/s",
         "e2e_frames_per_s",
-        note=f"{frames_rate * rpf:,.0f} readings/s",
+        note=f"{frames_rate * run.readings_per_frame:,.0f} readings/s",
     )
-    if measure.passed and (not rec.ok or cfg.duration_s < E2E_SUSTAIN_S):
+    reconciled = rec.ok and (events_rec is None or events_rec.ok)
+    if events_rec is not None:
+        measure.note += f", with {messages_rate - frames_rate:,.0f} status and reader messages/s (events)"
+    if measure.passed and (not reconciled or cfg.duration_s < E2E_SUSTAIN_S):
         measure.passed = False
         measure.note += (
             "; not reconciled"
-            if not rec.ok
+            if not reconciled
             else f"; window {cfg.duration_s:.0f} s is shorter than the {E2E_SUSTAIN_S:.0f} s the target asks"
         )
     result.measures += [
         measure,
+        Measure("messages/s of the traffic mix, MQTT -> committed rows and events", messages_rate, "msg/s"),
         Measure("bridge messages/s in the same window", m.rate("bridge.out", ws, we), "msg/s"),
         Measure("processor frames/s in the same window", m.rate("processor.in", ws, we), "frames/s"),
     ]
@@ -175,7 +180,7 @@ def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[DaemonPr
 
 def _sample_series(run: Run, rate: float) -> list[tuple[int, int]]:
     """(device id, datapoint id) of every reading of a sample of the fleet's frame sensors."""
-    rows_per_s = rate * run.readings_per_frame
+    rows_per_s = rate * run.frame_share * run.readings_per_frame
     step = max(1, math.ceil(rows_per_s / LATENCY_SAMPLE_ROWS_PER_S))
     return sorted({(ep.device_id, dp) for ep in run.endpoints[::step] for dp, _ in ep.variants[0][1]})
 
@@ -191,10 +196,10 @@ def _level_phase(
     sustained: float,
 ) -> LatencySummary:
     cfg = run.config
-    rpf = run.readings_per_frame
-    rate = level * sustained
+    rpm = run.records_per_message
+    rate = level * sustained  # frames/s; the publishers send the mix, events on top
     tag = f"{round(level * 100)}pct"
-    pubs = _start_publishers(run, m, generated, tag, rate)
+    pubs = _start_publishers(run, m, generated, tag, rate / run.frame_share)
     start = m.sample()
     acked0, rows0 = start.counters["generator.acked"], start.counters["sink.out"]
     pubs.begin()
@@ -213,13 +218,14 @@ def _level_phase(
     pubs.finish()
     if pubs.failures():
         raise RuntimeError("a load generator failed (see the bench output)")
-    achieved = m.rate("generator.acked", ws, we)
-    backlog = (at_end.counters["generator.acked"] - acked0) - (at_end.counters["sink.out"] - rows0) / rpf
-    expected, messages = ledger_readings(pubs.ledger_paths())
-    rec = wait_reconciled(expected, run.conn.timeseries_dsn, cfg.drain_timeout_s)
+    achieved = m.rate("generator.acked", ws, we) * run.frame_share
+    backlog = (at_end.counters["generator.acked"] - acked0) - (at_end.counters["sink.out"] - rows0) / rpm
+    rec, events_rec = reconcile_ledgers(run, pubs)
+    if events_rec is not None:
+        # One verdict per level: the readings' and the events'.
+        rec.ok = rec.ok and events_rec.ok
+        rec.detail += f"; events: {events_rec.expected:,} in the ledgers, " + events_rec.detail
     generated.retire()
-    drop_ledgers(pubs, rec.ok)
-    rec.detail = f"{messages:,} messages acknowledged by the broker; " + rec.detail
     time.sleep(3 * poller.interval)
     values = poller.stop()
     if poller.error:
@@ -243,7 +249,7 @@ def _level_phase(
         level=level,
         offered_frames_per_s=rate,
         achieved_frames_per_s=achieved,
-        kept_up=backlog <= max(2.0 * rate, 1000),
+        kept_up=backlog <= max(2.0 * rate / run.frame_share, 1000),
         samples=len(values),
         p50_s=percentile(values, 50),
         p95_s=percentile(values, 95),

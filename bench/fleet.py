@@ -1,7 +1,8 @@
 """The bench's load: a generated fleet in the registry (the shape of `f2 simulate --controllers N` under its own
 MAC prefix, so a bench never drives or reconciles another tool's devices), frames made by the simulator's own
-catalog, value models and encoder, MQTT payloads with live device timestamps, and a synthetic sensor portfolio
-for decoded rows.
+catalog, value models and encoder, the status and reader messages of its doors, exit buttons, motion sensors,
+strikes, sirens and readers made by the simulator's behaviour (events, `event_share` of the messages), MQTT
+payloads with live device timestamps, and a synthetic sensor portfolio for decoded rows.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import psycopg
 
+from simulator.behaviour import EventMix, card_pool
+from simulator.endpoints import EventContext
 from simulator.endpoints import load_endpoints as simulator_endpoints
+from simulator.fingerprints import CredentialKey
 from simulator.fleet import Fleet, generated_fleet, generated_macs
 from simulator.frames import encode_frame, hex_text
-from simulator.ledger import Reading, reading
+from simulator.ledger import LedgerEvent, Reading, reading, rfc3339
 
 MAC_PREFIX = "be5e"
 
@@ -61,7 +66,7 @@ def load_endpoints(registry_dsn: str, fleet: Fleet, variants: int = 8, seed: int
     out = []
     t0 = time.time()
     for ep in simulator_endpoints(registry_dsn, fleet.wiring, seed):
-        if ep.is_status:
+        if ep.is_status or ep.device_id is None:
             continue
         frames = []
         for k in range(variants):
@@ -71,6 +76,81 @@ def load_endpoints(registry_dsn: str, fleet: Fleet, variants: int = 8, seed: int
             frames.append((hex_text(frame).encode(), readings))
         out.append(LoadEndpoint(ep.mac, ep.topic, ep.device_id, tuple(frames)))
     return out
+
+
+@dataclass(frozen=True)
+class EventEndpoint:
+    """One status or reader component of the fleet, with a few of its messages pre-encoded in the order the
+    simulator's behaviour sent them (a door opening, then closing...), each sent in turn."""
+
+    mac: str
+    topic: str
+    # (the payload after its timestamp field, readings as (device id, datapoint id, value), the events without
+    # their time)
+    variants: tuple[tuple[bytes, tuple[tuple[int, int, float], ...], tuple[LedgerEvent, ...]], ...]
+
+    def records(self) -> float:
+        """What the sink stores per message on average: readings and events."""
+        return sum(len(r) + len(e) for _, r, e in self.variants) / len(self.variants)
+
+
+# Pre-encoded from the simulator's behaviour at a working hour, when every component reports at each tick:
+# how often each reports in the bench is the event share's.
+_VARIANT_AT_US = 1_767_261_600_000_000  # 2026-01-01 10:00:00 UTC
+_TIMESTAMP_PREFIX = b'{"timestamp": "'
+
+
+def event_endpoints(
+    registry_dsn: str, fleet: Fleet, key: CredentialKey, variants: int = 8, seed: int = 1
+) -> list[EventEndpoint]:
+    """The fleet's status and reader components (the unregistered exit buttons too), `variants` messages each."""
+    import random
+
+    mix = EventMix(activity=1.0)
+    context = EventContext(mix, card_pool(seed, mix.cards), key)
+    rng = random.Random(seed)
+    out = []
+    for ep in simulator_endpoints(registry_dsn, fleet.wiring, seed, unregistered=fleet.unregistered, events=context):
+        if not ep.is_status:
+            continue
+        made: list[tuple[bytes, tuple[tuple[int, int, float], ...], tuple[LedgerEvent, ...]]] = []
+        tick = 0
+        while len(made) < variants:
+            # Motion sensors are quieter in working hours: ticks until each has its variants.
+            tick += 1
+            message = ep.message(rng, _VARIANT_AT_US + tick * 1_000_000)
+            if message is None:
+                continue
+            _, body, readings, events = message
+            # The payload is json.dumps({"timestamp": ..., **fields}): keep what follows the timestamp.
+            stamp_end = len(_TIMESTAMP_PREFIX) + len("2026-01-01 10:00:00.000000")
+            rest = body[stamp_end + 1 : -1]
+            assert event_payload(body[len(_TIMESTAMP_PREFIX) : stamp_end], rest) == body, body
+            made.append(
+                (
+                    rest,
+                    tuple(_triple(r) for r in readings),
+                    tuple({k: v for k, v in e.items() if k != "time"} for e in events),
+                )
+            )
+        out.append(EventEndpoint(ep.mac, ep.topic, tuple(made)))
+    return out
+
+
+def _triple(r: Reading) -> tuple[int, int, float]:
+    return cast(int, r["device_id"]), cast(int, r["datapoint_id"]), cast(float, r["value"])
+
+
+def event_payload(device_time: bytes, rest: bytes) -> bytes:
+    """Byte for byte what the simulator publishes for a status or reader message."""
+    return b'{"timestamp": "%s"%s}' % (device_time, rest)
+
+
+def event_ledger_entry(endpoint: EventEndpoint, variant: int, ts_us: int) -> tuple[list[Reading], list[LedgerEvent]]:
+    """The readings and events of one status or reader message, in the simulator's ledger format."""
+    _, readings, events = endpoint.variants[variant]
+    at = rfc3339(ts_us)
+    return [reading(ts_us, d, p, v) for d, p, v in readings], [{"time": at, **e} for e in events]
 
 
 class Stamper:

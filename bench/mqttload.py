@@ -19,12 +19,20 @@ import socket
 import threading
 import time
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-from bench.fleet import LoadEndpoint, Stamper, ledger_readings, payload
+from bench.fleet import (
+    EventEndpoint,
+    LoadEndpoint,
+    Stamper,
+    event_ledger_entry,
+    event_payload,
+    ledger_readings,
+    payload,
+)
 from streaming.mqtt.wire import connect_packet as _connect_packet
 from streaming.mqtt.wire import encode_remaining_length as _remaining_length
 from streaming.mqtt.wire import encode_string as _string
@@ -44,6 +52,9 @@ class PublisherSpec:
     window: int = 5000
     chunk: int = 64
     rate_per_s: float = 0.0  # 0: as fast as the window and the credit allow
+    # Status and reader components; `event_share` of the messages are theirs, each component in turn.
+    event_endpoints: list[EventEndpoint] = field(default_factory=list)
+    event_share: float = 0.0
 
 
 def connect_packet(client_id: str, username: str | None, password: str | None) -> bytes:
@@ -129,9 +140,17 @@ def publisher_main(
     acks = _Acks(sock)
     eps = spec.endpoints
     n_eps = len(eps)
-    n_var = len(eps[0].variants)
+    n_var = len(eps[0].variants) if eps else 0
     sections = [_string(ep.topic) for ep in eps]
     last_us = [0] * n_eps
+    evs = spec.event_endpoints
+    n_evs = len(evs)
+    ev_sections = [_string(ep.topic) for ep in evs]
+    ev_last_us = [0] * n_evs
+    share = spec.event_share if n_evs else 0.0
+    if not eps:
+        share = 1.0 if n_evs else 0.0
+    frames = events = 0  # messages of each sort sent so far
     stamper = Stamper()
     # What was sent, for the ledger: endpoint index, variant, device timestamp.
     rec_ep, rec_var, rec_ts = array("I"), array("B"), array("q")
@@ -168,14 +187,30 @@ def publisher_main(
             now_us = time.time_ns() // 1000
             out = bytearray()
             for _ in range(allowed):
-                i = n % n_eps
-                v = (n // n_eps) % n_var
-                ts = last_us[i] + 1
-                if ts < now_us:
-                    ts = now_us
-                last_us[i] = ts
                 pid = pid % 65535 + 1
-                body = sections[i] + pid.to_bytes(2, "big") + payload(stamper.device_time(ts), eps[i].variants[v][0])
+                # Exactly `share` of the messages are events, spread evenly (message n is one when the count
+                # of events due by n + 1 grows).
+                if share and int((n + 1) * share) > int(n * share):
+                    j = events % n_evs
+                    v = (events // n_evs) % len(evs[j].variants)
+                    ts = ev_last_us[j] + 1
+                    if ts < now_us:
+                        ts = now_us
+                    ev_last_us[j] = ts
+                    rest = evs[j].variants[v][0]
+                    body = ev_sections[j] + pid.to_bytes(2, "big") + event_payload(stamper.device_time(ts), rest)
+                    i = n_eps + j
+                    events += 1
+                else:
+                    i = frames % n_eps
+                    v = (frames // n_eps) % n_var
+                    ts = last_us[i] + 1
+                    if ts < now_us:
+                        ts = now_us
+                    last_us[i] = ts
+                    frame = eps[i].variants[v][0]
+                    body = sections[i] + pid.to_bytes(2, "big") + payload(stamper.device_time(ts), frame)
+                    frames += 1
                 out += b"\x32" + _remaining_length(len(body)) + body
                 if record:
                     rec_ep.append(i)
@@ -197,19 +232,27 @@ def publisher_main(
         finally:
             sock.close()
         if record and spec.ledger_path:
-            _write_ledger(Path(spec.ledger_path), eps, rec_ep, rec_var, rec_ts)
+            _write_ledger(Path(spec.ledger_path), eps, evs, rec_ep, rec_var, rec_ts)
     except (OSError, ConnectionError) as exc:
         log.error("publisher %d failed: %s", spec.index, exc)
         failed.value = 1
 
 
-def _write_ledger(path: Path, eps: list[LoadEndpoint], rec_ep: array, rec_var: array, rec_ts: array) -> None:
+def _write_ledger(
+    path: Path, eps: list[LoadEndpoint], evs: list[EventEndpoint], rec_ep: array, rec_var: array, rec_ts: array
+) -> None:
     from simulator.ledger import Ledger
 
     ledger = Ledger(path)
     stamper = Stamper()
+    n_eps = len(eps)
     try:
         for i, v, ts in zip(rec_ep, rec_var, rec_ts, strict=True):
+            if i >= n_eps:
+                ev = evs[i - n_eps]
+                readings, events = event_ledger_entry(ev, v, ts)
+                ledger.write(ev.topic, event_payload(stamper.device_time(ts), ev.variants[v][0]), readings, events)
+                continue
             ep = eps[i]
             ledger.write(ep.topic, payload(stamper.device_time(ts), ep.variants[v][0]), ledger_readings(ep, v, ts))
     finally:
@@ -247,10 +290,22 @@ class Publishers:
         ]
 
     @staticmethod
-    def split(endpoints: list[LoadEndpoint], processes: int, **kwargs: Any) -> list[PublisherSpec]:
-        """Endpoints dealt round-robin to `processes` publishers (each sensor belongs to one publisher)."""
-        groups = [endpoints[k::processes] for k in range(processes)]
-        return [PublisherSpec(index=k, endpoints=g, **kwargs) for k, g in enumerate(groups) if g]
+    def split(
+        endpoints: list[LoadEndpoint],
+        processes: int,
+        event_endpoints: list[EventEndpoint] | None = None,
+        event_share: float = 0.0,
+        **kwargs: Any,
+    ) -> list[PublisherSpec]:
+        """Endpoints dealt round-robin to `processes` publishers (each sensor and component belongs to one
+        publisher), each sending `event_share` of its messages as the components' events."""
+        evs = event_endpoints or []
+        groups = [(endpoints[k::processes], evs[k::processes]) for k in range(processes)]
+        return [
+            PublisherSpec(index=k, endpoints=g, event_endpoints=e, event_share=event_share if e else 0.0, **kwargs)
+            for k, (g, e) in enumerate(groups)
+            if g or e
+        ]
 
     def start(self) -> None:
         for p in self.procs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench.config import TARGETS
 from bench.model import BenchResult, StageResult
@@ -29,6 +29,19 @@ def _num(value: float | None, unit: str = "") -> str:
     else:
         text = f"{value:.3f}"
     return f"{text} {unit}".strip()
+
+
+def traffic_mix(cfg: dict[str, Any]) -> str:
+    """What the MQTT load was made of (results from before events existed say frames only)."""
+    share = float(cfg.get("event_share") or 0.0)
+    if share <= 0:
+        return "Traffic over MQTT: frames only."
+    return (
+        f"Traffic over MQTT (bridge, e2e, backpressure): {1 - share:.0%} sensor frames, {share:.0%} status and reader "
+        "messages (events: door sensors, exit buttons, motion sensors, strikes, sirens, reader scans and light-"
+        "indicator responses), each acknowledged message's readings and events reconciled; the processor and sink "
+        "stages are pre-filled with frames only."
+    )
 
 
 def _verdict(passed: bool | None) -> str:
@@ -55,6 +68,7 @@ def markdown(result: BenchResult, charts: Sequence[str] = (THROUGHPUT_PNG, LATEN
         f"{cfg.get('bridges')} bridge, {cfg.get('processors')} processor, "
         f"{cfg.get('sinks')} sink process(es); Kafka: {cfg.get('kafka_brokers', 1)} node(s), "
         f"{cfg.get('kafka_partitions')} partitions per topic.",
+        traffic_mix(cfg),
         "",
     ]
     lines += [f"> {note}" for note in result.notes] + ([""] if result.notes else [])

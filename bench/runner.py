@@ -26,6 +26,7 @@ from bench.config import (
     TARGETS,
     BenchConfig,
 )
+from bench.fleet import MAC_PREFIX
 from bench.machine import cpu_probe_s, machine_info
 from bench.model import BenchResult, Measure, StageResult
 from bench.stackenv import BenchStack, bench_stack, prepare
@@ -147,6 +148,9 @@ def _clean_up(run: Run) -> None:
                     f"DELETE FROM {table} WHERE device_id >= %s OR device_id = ANY(%s)",  # noqa: S608
                     (SYNTHETIC_DEVICES, device_ids),
                 )
+            # The events of the bench fleet's components (its own MAC prefix).
+            for table in ("device_events", "component_states", "controller_presence"):
+                db.execute(f"DELETE FROM {table} WHERE controller_mac LIKE %s", (MAC_PREFIX + "%",))  # noqa: S608
     except psycopg.Error as exc:
         run.say(f"clean-up of the bench's rows failed: {exc}")
 

@@ -33,6 +33,8 @@ def publishers(run: Run, ledger_prefix: str | None = None, rate_per_s: float = 0
     specs = Publishers.split(
         run.endpoints,
         run.config.publishers,
+        run.event_endpoints,
+        run.config.event_share,
         host=conn.mqtt_host,
         port=conn.mqtt_port,
         username=conn.mqtt_username,
@@ -88,6 +90,21 @@ def drop_ledgers(pubs: Publishers, reconciled: bool) -> None:
     if reconciled:
         for path in pubs.ledger_paths():
             path.unlink(missing_ok=True)
+
+
+def reconcile_ledgers(run: Run, pubs: Publishers) -> tuple[Reconciliation, Reconciliation | None]:
+    """The ledgers' readings against decoded_data and, when the mix has them, their events against
+    device_events and component_states; the ledgers are dropped when both reconcile."""
+    from simulator.reconcile import ledger_events, ledger_readings, wait_events_reconciled, wait_reconciled
+
+    timeout = run.config.drain_timeout_s
+    expected, messages = ledger_readings(pubs.ledger_paths())
+    rec = wait_reconciled(expected, run.conn.timeseries_dsn, timeout)
+    rec.detail = f"{messages:,} messages acknowledged by the broker; " + rec.detail
+    events = ledger_events(pubs.ledger_paths())
+    events_rec = wait_events_reconciled(events, run.conn.timeseries_dsn, timeout) if events else None
+    drop_ledgers(pubs, rec.ok and (events_rec is None or events_rec.ok))
+    return rec, events_rec
 
 
 # ------------------------------------------------------------------------------------------------ bridge

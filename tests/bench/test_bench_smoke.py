@@ -68,6 +68,15 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
 
     e2e = result.stage("e2e")
     assert e2e is not None and len(e2e.latency) == 1
+    # The traffic mix's events were reconciled too, and the results say what the mix was.
+    assert result.config["event_share"] == 0.1
+    assert "sustained maximum: ledger events = device_events, component_states" in e2e.reconciliations
+    mix = e2e.measure("messages/s of the traffic mix, MQTT -> committed rows and events")
+    assert mix is not None and mix.value
+    assert "status and reader messages/s (events)" in (e2e.measures[0].note or "")
+    assert "events: " in e2e.latency[0].reconciliation.detail
+    bp = result.stage("backpressure")
+    assert bp is not None and "every acknowledged event = device_events, component_states" in bp.reconciliations
     lat = e2e.latency[0]
     assert lat.samples > 0 and lat.p50_s is not None and lat.p99_s is not None and lat.p50_s <= lat.p99_s
     assert lat.reconciliation is not None and lat.reconciliation.ok, lat.reconciliation
@@ -119,6 +128,7 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
     for stage_name in ALL_STAGES:
         assert f"| {stage_name} |" in table
     assert "cores" in table and "GB memory" in table
+    assert "90% sensor frames, 10% status and reader messages" in table
     for chart in (THROUGHPUT_PNG, LATENCY_PNG):
         assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"[{chart}]({chart})" in table
