@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,12 @@ REPLAY_RATE = 1000.0
     type=int,
     default=None,
     help="Register and drive N generated controllers instead of the sample fleet.",
+)
+@click.option(
+    "--mac-prefix",
+    default=None,
+    help="With --controllers: the generated controllers' MACs start with these hex digits (default f2510000); "
+    "a prefix of its own gives a run controllers no other run drives.",
 )
 @click.option(
     "--interval",
@@ -102,6 +109,7 @@ REPLAY_RATE = 1000.0
 )
 def simulate(
     controllers: int | None,
+    mac_prefix: str | None,
     interval: float,
     count: int | None,
     duration: float | None,
@@ -142,8 +150,17 @@ def simulate(
         raise click.BadParameter("needs --ledger FILE: the readings to reconcile", param_hint="--reconcile")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     conn = resolve_connections()
+    if mac_prefix is not None and not (controllers and re.fullmatch(r"[0-9a-f]{1,10}", mac_prefix)):
+        raise click.BadParameter(
+            "needs --controllers, and 1 to 10 lowercase hex digits (the rest of the 12 count the controllers)",
+            param_hint="--mac-prefix",
+        )
     if controllers:
-        fleet = generated_fleet(controllers)
+        fleet = (
+            generated_fleet(controllers)
+            if mac_prefix is None
+            else generated_fleet(controllers, mac_prefix, f"Sim {mac_prefix}")
+        )
         with psycopg.connect(conn.registry_dsn) as db, db.transaction():
             seed_fleet(db, fleet.controllers, fleet.wiring, schema=conn.registry_schema)
     else:
