@@ -108,6 +108,11 @@ def hourly_reconciliation(
             "hour": hour_label,
             "registry_version": version,
             "controllers": len(results),
+            # Numbers the UI plots across partitions.
+            "raw_records": sum(r.raw_records for r in results.values()),
+            "bridge_counted": sum(r.bridge_counted for r in results.values()),
+            "differences": total_differences,
+            "failing_controllers": len(failed),
             "summary": summary,
             "counts_per_hop": counts,
         },
