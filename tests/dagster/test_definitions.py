@@ -29,6 +29,12 @@ ASSET_GRAPH = {
     "readings_daily": ("aggregates", {"decoded_data", "readings_hourly"}),
     "decoded_data_compression": ("storage_policy", {"decoded_data"}),
     "timeseries_retention": ("storage_policy", {"decoded_data", "readings_hourly", "readings_daily"}),
+    "kafka/f2_events": ("streaming", {"kafka/f2_raw"}),
+    "device_events": ("streaming", {"kafka/f2_events"}),
+    "component_states": ("streaming", {"kafka/f2_events"}),
+    "controller_presence": ("streaming", {"kafka/f2_events"}),
+    "events_hourly": ("events", {"device_events", "component_states", "controller_presence"}),
+    "events_daily": ("events", {"device_events", "component_states", "controller_presence"}),
 }
 
 
