@@ -19,14 +19,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from f2_platform.defs.aggregates.maintenance import maintain_window
 from f2_platform.defs.analytics.project import DBT_PROJECT_DIR, dbt_executable, profile_environment
+from f2_platform.defs.resources import TimescaleResource
 from f2_platform.quality.settings import DbtSettings
 from f2_platform.settings import StackSettings
 from f2_platform.stack.hermetic import make_state_dir
 from f2_platform.stack.layout import StackLayout
 from f2_platform.stack.ports import free_port
 from f2_platform.stack.services import Postgres
-from f2_platform.timeseries.aggregate_sql import DAILY, HOURLY, rollup_delete, rollup_insert
+from f2_platform.timeseries.aggregate_sql import DAILY, HOURLY
 from simulator.catalog import SAMPLE_WIRING
 from streaming.settings import ConnectionSettings
 from tests.integration.test_migrations import with_database
@@ -133,11 +135,10 @@ def test_registry_on_another_server_runs_the_pipeline_and_dbt(apart: Apart, tmp_
     assert enrolled == (4,)
 
     # The aggregates of the day, as the code location computes them, then dbt where the registry is linked.
+    # maintain_window: a partition run's recomputation, on either edition (rollups, or continuous aggregates).
     window = {"start": DAY, "end": DAY + timedelta(days=1)}
-    with psycopg.connect(apart.timeseries_dsn, autocommit=True) as conn:
-        for spec in (HOURLY, DAILY):
-            conn.execute(rollup_delete(spec), window)
-            conn.execute(rollup_insert(spec), window)
+    for spec in (HOURLY, DAILY):
+        maintain_window(TimescaleResource(dsn=apart.timeseries_dsn), spec, window["start"], window["end"])
     dbt_env = {
         **os.environ,
         **profile_environment(apart.timeseries_dsn, DbtSettings(schema_name="f2_analytics"), SCHEMA),
