@@ -145,6 +145,7 @@ class Bridge:
     def start(self, stack: ExitStack) -> None:
         self.producer = Producer({**producer_config(self.conn, self.settings), "error_cb": self._on_kafka_error})
         stack.callback(self._close_producer)
+        self._require_counts_topic()
         self.session = MqttSession(
             session_options(self.conn, self.settings),
             on_connection=self._mqtt_up.set,
@@ -213,6 +214,21 @@ class Bridge:
             "last_kafka_error": self._last_kafka_error,
             "kafka_queue": len(self.producer) if self.producer else None,
         }
+
+    def _require_counts_topic(self) -> None:
+        """Without f2.bridge.counts no PUBACK would ever be sent (each waits for its batch's counts record) and
+        brokers never create topics by themselves: refuse to run, naming the fix. A Kafka that does not answer
+        yet is waited for as always."""
+        assert self.producer is not None
+        try:
+            present = self.producer.list_topics(timeout=10).topics
+        except KafkaException:
+            return
+        if topics.RAW in present and topics.BRIDGE_COUNTS not in present:
+            raise ConfigurationError(
+                f"Kafka has {topics.RAW} but not {topics.BRIDGE_COUNTS}, where the bridge records what it "
+                "received before acknowledging it: create the platform's missing topics (f2 stack up, or f2-init)"
+            )
 
     def _close_producer(self) -> None:
         if self.producer is not None:
