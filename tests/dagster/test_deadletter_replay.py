@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from f2_platform.defs.deadletters.sensor import deadletter_replay_sensor
 from f2_platform.registry.sample import WiringSpec
 from f2_platform.registry.seed import seed_fleet
+from f2_platform.tracing.trace import guess_partition
 from simulator.catalog import TEMPLATES, Wiring
 from simulator.endpoints import device_time
 from simulator.frames import encode_frame
@@ -263,6 +264,19 @@ def test_late_registration_is_replayed_once_and_traced(
         "processor",
         "sink commit",
     ]
+    # librdkafka's default partitioner puts a key where the trace looks first (CRC-32 of the key).
+    raw_partitions = len(raw_tail.consumer.list_topics(topics.RAW, timeout=10).topics[topics.RAW].partitions)
+    assert raw.partition() == guess_partition(mac.encode(), raw_partitions)
+    # The same trace as a Dagster run's metadata.
+    run = code_location.resolve_job_def("trace_reading_job").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"trace_reading": {"config": {"device_id": device, "datapoint_id": datapoint, "at": at}}}},
+    )
+    assert run.success
+    (step,) = [e for e in run.all_node_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = {k: v.value for k, v in step.event_specific_data.metadata.items()}
+    assert (metadata["raw_partition"], metadata["raw_offset"]) == (str(raw.partition()), str(raw.offset()))
+    assert metadata["registry_version"] == str(registered)
     text = f2(env, "trace", "--device", str(device), "--datapoint", str(datapoint), "--at", at)
     assert (
         f"partition {raw.partition()} offset {raw.offset()}" in text.stdout
@@ -289,3 +303,20 @@ def test_late_registration_is_replayed_once_and_traced(
     ledger.close()
     dead_tail.close()
     raw_tail.close()
+
+
+def test_sink_batches_older_than_the_decoded_topic_are_dropped(migrated, code_location, instance) -> None:
+    old_id, new_id = uuid.uuid4().int >> 65, uuid.uuid4().int >> 65
+    with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as ts:
+        for batch_id, age in ((old_id, timedelta(days=10)), (new_id, timedelta(days=2))):
+            ts.execute(
+                "INSERT INTO sink_batches VALUES (now() - %s, %s, '{f2.decoded}', '{0}', '{1}', '{2}', 2, 0)",
+                (age, batch_id),
+            )
+        run = code_location.resolve_job_def("sink_batches_retention_job").execute_in_process(instance=instance)
+        assert run.success and run.output_for_node("drop_old_sink_batches") >= 1
+        kept = {
+            r[0] for r in ts.execute("SELECT batch_id FROM sink_batches WHERE batch_id = ANY(%s)", ([old_id, new_id],))
+        }
+        assert kept == {new_id}
+        ts.execute("DELETE FROM sink_batches WHERE batch_id = %s", (new_id,))

@@ -208,7 +208,7 @@ def test_schedules_and_sensors_take_one_default_status() -> None:
     )
     assert listed.returncode == 0, listed.stderr[-3000:]
     statuses = dict(line.split() for line in listed.stdout.splitlines())
-    assert len(statuses) == 14 and set(statuses.values()) == {"STOPPED"}, statuses
+    assert len(statuses) == 15 and set(statuses.values()) == {"STOPPED"}, statuses
 
 
 def test_workspace_names_the_code_location() -> None:
