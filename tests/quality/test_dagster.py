@@ -25,6 +25,12 @@ ANALYTICS = {
     "stg_datapoints",
     "device_daily_summary",
     "fleet_health_daily",
+    "stg_device_events",
+    "stg_component_states",
+    "stg_controller_presence",
+    "access_daily",
+    "access_credentials_daily",
+    "alarms_daily",
 }
 
 
@@ -53,7 +59,10 @@ def test_definitions_load_with_the_dbt_models(code_location: dg.Definitions) -> 
     assert isinstance(
         graph.get(dg.AssetKey(["analytics", "device_daily_summary"])).partitions_def, dg.DailyPartitionsDefinition
     )
-    assert parents["data_quality_report"] == {"decoded_data", "kafka/f2_deadletter"}
+    # The report reads the day's events itself (its events section).
+    assert parents["data_quality_report"] == {"decoded_data", "kafka/f2_deadletter", "device_events"}
+    assert parents["analytics/stg_device_events"] == {"device_events"}
+    assert "analytics/stg_device_events" in parents["analytics/access_daily"]
 
     checks = {(k.asset_key.to_user_string(), k.name): graph.get_check_spec(k) for k in graph.asset_check_keys}
     for asset in ("readings_hourly", "readings_daily"):
@@ -62,11 +71,17 @@ def test_definitions_load_with_the_dbt_models(code_location: dg.Definitions) -> 
     for name in ("reading_gaps", "stuck_sensors", "device_freshness", "missing_values"):
         assert not checks[("readings_daily", name)].blocking and not checks[("decoded_data", name)].blocking
     assert checks[("decoded_data", "readings_valid")].blocking
+    assert checks[("events_hourly", "events_valid")].blocking
+    for asset in ("events_hourly", "events_daily"):
+        assert (
+            checks[(asset, "event_aggregates_consistent")].blocking and not checks[(asset, "door_held_open")].blocking
+        )
 
     schedules = {sd.name: sd.cron_schedule for sd in repository.schedule_defs}
     assert schedules["data_quality_report_schedule"] == "50 0 * * *"
     assert schedules["analytics_daily_schedule"] == "40 0 * * *"
     assert schedules["recent_readings_checks_schedule"] == "15 * * * *"
+    assert (schedules["events_hourly_schedule"], schedules["events_daily_schedule"]) == ("10 * * * *", "25 0 * * *")
     assert "device_silence_sensor" in {sd.name for sd in repository.sensor_defs}
     assert {"analytics_daily_job", "data_quality_report_job", "recent_readings_checks_job"} <= set(repository.job_names)
 
