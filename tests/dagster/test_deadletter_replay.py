@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from f2_platform.defs.deadletters.sensor import deadletter_replay_sensor
 from f2_platform.registry.sample import WiringSpec
@@ -303,6 +303,61 @@ def test_late_registration_is_replayed_once_and_traced(
     ledger.close()
     dead_tail.close()
     raw_tail.close()
+
+
+def test_a_status_dead_letter_of_an_older_processor_replays_into_events(migrated, stack_env) -> None:
+    """Before the events existed, the processor dead-lettered status messages of unknown controllers: replayed,
+    such a dead letter gives its events (through the sink's event write path), once."""
+    mac = "e5" + uuid.uuid4().hex[:10]
+    at = datetime.now(UTC).replace(microsecond=250000) - timedelta(minutes=3)
+    topic = f"stat/f2-{mac}/access-control-mode/J2/door-sensors"
+    payload = json.dumps({"timestamp": device_time(micros(at)), "door-sensor-1": True, "door-sensor-2": False})
+    source_offset = 10**12 + uuid.uuid4().int % 10**9  # a raw offset no record of this session has
+    producer = Producer(migrated.kafka_config())
+    producer.produce(
+        topics.DEADLETTER,
+        key=mac.encode(),
+        value=payload.encode(),
+        headers=[
+            (topics.H_REASON, b"unknown-controller"),
+            (topics.H_DETAIL, f"controller {mac} is not in the registry; register it first".encode()),
+            (topics.H_SOURCE_TOPIC, topics.RAW.encode()),
+            (topics.H_SOURCE_PARTITION, b"0"),
+            (topics.H_SOURCE_OFFSET, str(source_offset).encode()),
+            (topics.H_MQTT_TOPIC, topic.encode()),
+        ],
+    )
+    assert producer.flush(30) == 0
+
+    def replay() -> dict[str, object]:
+        done = f2(stack_env, "deadletters", "replay", "--since", "1h", "--controller", mac, "--json")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    first = replay()
+    assert (first["replayed"], first["readings_stored"], first["events_stored"]) == (1, 0, 2)
+    with psycopg.connect(migrated.timeseries_dsn) as ts:
+
+        def events() -> list[tuple[object, ...]]:
+            return ts.execute(
+                'SELECT "time", connector, component, kind, state, controller_id, mqtt_topic FROM device_events '
+                "WHERE controller_mac = %s ORDER BY component",
+                (mac,),
+            ).fetchall()
+
+        expected = [
+            (at, 2, "door-sensor-1", "state", "open", None, topic),
+            (at, 2, "door-sensor-2", "state", "closed", None, topic),
+        ]
+        try:
+            assert events() == expected
+            second = replay()
+            assert (second["replayed"], second["already_replayed"], second["events_stored"]) == (0, 1, 0)
+            assert events() == expected
+        finally:
+            for table in ("device_events", "component_states", "deadletter_replays"):
+                ts.execute(f"DELETE FROM {table} WHERE controller_mac = %s", (mac,))  # noqa: S608
+            ts.commit()
 
 
 def test_sink_batches_older_than_the_decoded_topic_are_dropped(migrated, code_location, instance) -> None:
