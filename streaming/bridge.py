@@ -98,6 +98,7 @@ def session_options(conn: ConnectionSettings, settings: BridgeSettings) -> Sessi
         qos=1,
         tls=tls,
         maximum_packet_size=settings.max_packet_size,
+        reconnect_max_s=settings.reconnect_max_s,
     )
 
 

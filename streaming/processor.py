@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -53,9 +53,14 @@ DAEMON = "processor"
 _MAC_RE = re.compile(r"[0-9a-f]{12}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-# How long an unfinished abort may keep failing before the worker restarts with a fresh producer (a few of
-# the transaction timeouts librdkafka waits out per attempt).
-ABORT_GIVE_UP_S = 90.0
+# The watchdog's deadlines for librdkafka's transactional calls, each well past the call's own timeout: a call
+# still inside librdkafka then is hung (F2_PROCESSOR_WATCHDOG_SCALE multiplies them).
+HUNG_AFTER_S = {
+    "init_transactions": 120.0,  # timeout 60 s
+    "send_offsets_to_transaction": 60.0,  # timeout 30 s
+    "commit_transaction": 90.0,  # timeout 60 s
+    "abort_transaction": 60.0,  # timeout 30 s
+}
 
 
 class Outputs:
@@ -143,7 +148,7 @@ class Processor:
         )
         # Aborts whatever a previous incarnation with the same transactional id left open.
         self.watchdog = Watchdog()
-        with self.watchdog.guard("init_transactions", 120):
+        with self._guard("init_transactions"):
             self.producer.init_transactions(60)
         self.consumer = Consumer(
             {
@@ -233,9 +238,9 @@ class Processor:
             for dead_key, dead_value, headers, _ in outputs.dead:
                 self._produce(topics.DEADLETTER, dead_key, dead_value, headers)
             # Both calls can hang past their timeouts in librdkafka: the watchdog turns that into a restart.
-            with self.watchdog.guard("send_offsets_to_transaction", 60):
+            with self._guard("send_offsets_to_transaction"):
                 producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-            with self.watchdog.guard("commit_transaction", 90):
+            with self._guard("commit_transaction"):
                 producer.commit_transaction(60)
         except BaseException:
             self._abort()
@@ -370,20 +375,20 @@ class Processor:
     def _resume_abort(self) -> None:
         """Abort the open transaction, or finish an abort that timed out; KafkaException while it cannot.
 
-        An abort that still fails ABORT_GIVE_UP_S after its first attempt will not finish: after a broker
+        An abort that still fails F2_PROCESSOR_ABORT_GIVE_UP_S after its first attempt will not finish: after a broker
         restart librdkafka can keep answering "retry call to resume" for good. The worker then exits for a
         restart: the fresh producer's init_transactions fences this one and aborts its transaction on the
         broker, and the records are read again from the committed offsets.
         """
         assert self.producer is not None
         try:
-            with self.watchdog.guard("abort_transaction", 60):
+            with self._guard("abort_transaction"):
                 self.producer.abort_transaction(30)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._STATE:
                 now = time.monotonic()
                 self._abort_failing_since = self._abort_failing_since or now
-                if now - self._abort_failing_since >= ABORT_GIVE_UP_S:
+                if now - self._abort_failing_since >= self.settings.abort_give_up_s:
                     restart_worker(
                         f"aborting the transaction has failed for {now - self._abort_failing_since:.0f} s ({exc})"
                     )
@@ -391,6 +396,9 @@ class Processor:
             # No transaction left to abort (the abort completed meanwhile): nothing to resume.
         self._abort_pending = False
         self._abort_failing_since = 0.0
+
+    def _guard(self, call: str) -> AbstractContextManager[None]:
+        return self.watchdog.guard(call, HUNG_AFTER_S[call] * self.settings.watchdog_scale)
 
     def _rewind(self, records: list[Message]) -> None:
         assert self.consumer is not None

@@ -108,6 +108,10 @@ class BridgeSettings(BaseSettings):
     # Announced to the broker as the CONNECT's Maximum Packet Size: the broker's own limit (service_config:
     # 256 kB of payload + 64 KiB for topic and properties), so nothing the broker accepts is held back.
     max_packet_size: int = Field(default=256 * 1024 + 64 * 1024, ge=1024)
+    # The longest wait between reconnect attempts. Short: Mosquitto (2.0.11 measured) does not restore shared
+    # subscriptions from its store, so after a broker restart what devices publish is acknowledged and dropped
+    # until the bridge has subscribed again (docs/guarantees.md); a refused TCP connect a second costs nothing.
+    reconnect_max_s: float = Field(default=1.0, gt=0.0)
     # 20 rather than 5: at 10,000 msg/s the broker's CPU fell from about 0.3 to 0.1-0.2 cores; at most 20 ms
     # more before a record reaches Kafka.
     linger_ms: int = 20
@@ -190,6 +194,14 @@ class ProcessorSettings(BaseSettings):
     # At most one presence heartbeat (a `seen` record on f2.events) per controller this often: the sink's
     # last_seen is that precise, and a controller talking 30,000 times a minute costs a few records.
     presence_heartbeat_s: float = Field(default=10.0, ge=0.0)
+    # An abort of the transaction that still fails this long after its first attempt will not finish (after a
+    # broker restart librdkafka can answer "retry" for good): the worker exits and its supervisor starts a fresh
+    # one, whose init_transactions fences this one and aborts the transaction on the broker.
+    abort_give_up_s: float = Field(default=90.0, gt=0.0)
+    # Multiplies the watchdog's deadlines for librdkafka's transactional calls (init 120 s, send offsets 60 s,
+    # commit 90 s, abort 60 s: each past the call's own timeout). Below 1 a call is declared hung (and the
+    # worker restarted) sooner, also while a broker is only slow.
+    watchdog_scale: float = Field(default=1.0, gt=0.0)
 
 
 class SinkSettings(BaseSettings):

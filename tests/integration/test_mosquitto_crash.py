@@ -1,0 +1,171 @@
+"""Mosquitto killed with SIGKILL under load and started again: what a crash of the MQTT broker loses.
+
+Mosquitto writes its session store (the messages it acknowledged to devices and holds for the bridge) only when
+it saves; with autosave_on_changes and autosave_interval 1 (service_config) it saves at the end of every pass of
+its event loop that stored a message. A PUBLISH is acknowledged in the pass that stores it, before that save, so
+a SIGKILL can lose what the broker acknowledged in the pass it interrupts and had not yet sent to the bridge:
+at most one PUBLISH per publishing connection (docs/guarantees.md). The test kills the broker while simulated
+controllers publish over mTLS, starts it again, and checks against the simulator's ledger:
+
+- messages the broker acknowledged and that are not stored are at most one per controller connection;
+- every other acknowledged reading is stored exactly once (decoded_data's primary key makes a duplicate row
+  impossible: a duplicate would show as a missing or extra reading), and nothing is stored that the ledger
+  does not hold;
+- the bridge resumed its session (the broker kept it), so no f2_mqtt_sessions_lost_total warning.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from f2_platform.stack.manager import Stack
+from streaming.kafka import topics
+from streaming.settings import ConnectionSettings
+from tests.kafka_cluster import end_offsets, read_committed, twice
+from tests.pipeline import Pipeline, env_without_proxy
+from tests.realtime import simulate, stored_readings
+
+pytestmark = [pytest.mark.integration]
+
+CONTROLLERS = 10
+
+
+@pytest.fixture(scope="module")
+def crash_pipeline(
+    migrated: ConnectionSettings, stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    p = Pipeline(env_without_proxy(stack_env), tmp_path_factory.mktemp("crash-daemons"))
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def _subscribed_at(line: str) -> float | None:
+    """When a bridge log line says it subscribed (Unix seconds), else None."""
+    from datetime import datetime
+
+    if "subscribed to" not in line:
+        return None
+    return datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00")).timestamp()
+
+
+def ledger_messages(path: Path) -> list[tuple[str, frozenset[tuple[str, int, int]]]]:
+    """Each acknowledged message with readings: its MQTT topic and its readings as (timestamp in us,
+    device_id, datapoint_id). Status and reader messages carry events only, reconciled elsewhere."""
+    from datetime import datetime
+
+    def us(text: str) -> str:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return f"{int(dt.timestamp()) * 1_000_000 + dt.microsecond}"
+
+    out = []
+    with open(path) as fh:
+        for line in fh:
+            entry = json.loads(line)
+            readings = frozenset(
+                (us(r["timestamp"]), int(r["device_id"]), int(r["datapoint_id"])) for r in entry["readings"]
+            )
+            if readings:
+                out.append((entry["topic"], readings))
+    return out
+
+
+@pytest.mark.slow
+def test_sigkill_of_mosquitto_under_load_loses_at_most_one_pass_of_acknowledged_messages(
+    stack: Stack, migrated: ConnectionSettings, stack_env: dict[str, str], crash_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    numbers: dict[str, object] = {}
+    raw_start = end_offsets(migrated, topics.RAW)
+    ledger = tmp_path / f"ledger-{uuid.uuid4().hex[:6]}.jsonl"
+    proc = simulate(
+        env_without_proxy(stack_env),  # the devices' mTLS listener, certificates from the enrollment service
+        *("--controllers", str(CONTROLLERS), "--interval", "0.05", "--duration", "25"),
+        *("--ledger", str(ledger), "--seed", str(int(time.time()))),
+    )
+    try:
+        time.sleep(10)
+        assert proc.poll() is None, "the simulator finished before the crash"
+        numbers["messages acknowledged before the crash"] = len(ledger.read_text().splitlines())
+        killed, killed_at = time.monotonic(), time.time()
+        stack.mosquitto.kill()
+        # Down long enough that the devices' (paho's) reconnect backoff is at 4 s when the broker is back, and
+        # the bridge (retrying each second) subscribes again before any device publishes; see below.
+        time.sleep(4.5)
+        stack.mosquitto.start()
+        restarted_at = time.time()
+        numbers["seconds the broker was down"] = round(time.monotonic() - killed, 1)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    assert re.search(r"(\d+) messages acknowledged by the broker", text), text[-3000:]
+
+    messages = ledger_messages(ledger)
+    numbers["messages with readings acknowledged"] = len(messages)
+    expected = frozenset().union(*(readings for _, readings in messages))
+    stamps = sorted(int(k[0]) for k in expected)
+    first = datetime.fromtimestamp(stamps[0] // 1_000_000, UTC).isoformat()
+    last = datetime.fromtimestamp(stamps[-1] // 1_000_000 + 1, UTC).isoformat()
+    devices = {k[1] for k in expected}
+
+    def stored() -> set[tuple[str, int, int]]:
+        return set(stored_readings(migrated.timeseries_dsn, devices, first, last))
+
+    # Settled: the stored readings stop changing once the pipeline has caught up.
+    deadline, previous, now = time.monotonic() + 180, -1, stored()
+    while len(now) != previous and time.monotonic() < deadline:
+        previous = len(now)
+        time.sleep(5)
+        now = stored()
+    lost = [(topic, readings) for topic, readings in messages if not readings & now]
+    partial = [topic for topic, readings in messages if readings & now and not readings <= now]
+    extra = now - expected
+
+    bridge_log = crash_pipeline.get("bridge-0").log_path.read_text(errors="replace")
+    resubscribed_at = min(
+        t for t in (_subscribed_at(line) for line in bridge_log.splitlines()) if t is not None and t > killed_at
+    )
+    raw = read_committed(migrated, topics.RAW, raw_start)
+    per_controller = Counter(topic.split("/")[1] for topic, _ in lost)
+    numbers |= {
+        "acknowledged messages lost": len(lost),
+        "most lost of one controller": max(per_controller.values(), default=0),
+        "bridge subscribed again, seconds after the restart": round(resubscribed_at - restarted_at, 2),
+        "readings stored without an acknowledgement": len(extra),
+        "messages in f2.raw more than once (redelivered after the restart)": len(
+            twice(Counter((r.headers.get(topics.H_MQTT_TOPIC, ""), r.value or b"") for r in raw))
+        ),
+    }
+    print(f"\n{json.dumps(numbers)}")
+
+    # Mosquitto does not restore shared subscriptions from its store (2.0.11): what devices publish after the
+    # restart and before the bridge has subscribed again is acknowledged and dropped. The bridge retries each
+    # second and is back within one; the devices (paho: 1, 2, 4 s of backoff) retry 7 s after the kill, after
+    # the bridge: this run measures the save window alone, which the assertion below bounds.
+    assert not partial, f"{len(partial)} messages stored in part: {partial[:3]}"
+    # The one save window: the PUBLISHes of the event-loop pass the SIGKILL interrupted, one per connection.
+    assert len(lost) <= CONTROLLERS and max(per_controller.values(), default=0) <= 1, (
+        f"more than one pass of acknowledged messages lost: {per_controller}; {numbers}"
+    )
+    # Stored without an acknowledgement: messages whose PUBACK the crash took (the kernel's reset drops what the
+    # dead broker had not sent) and the device gave up on at the end of its run; a device sends them again.
+    extra_seconds = sorted({int(k[0]) / 1e6 for k in extra})
+    assert all(killed_at - 10 <= t <= restarted_at + 30 for t in extra_seconds), (
+        f"readings the ledger does not hold, outside the crash: {extra_seconds[:5]}"
+    )
+    assert "did not resume session" not in bridge_log, "the broker lost the bridge's session"
+    assert "session present: True" in bridge_log.split("MQTT disconnected")[-1], bridge_log[-3000:]
