@@ -360,6 +360,75 @@ def test_a_status_dead_letter_of_an_older_processor_replays_into_events(migrated
             ts.commit()
 
 
+def test_what_still_fails_keeps_its_current_reason_until_it_decodes(migrated, stack_env, late_controller) -> None:
+    """A frame dead-lettered `unknown-controller`: replayed while the controller is unknown it stays
+    `still-failing` (unknown-controller); once the controller is registered without that sensor, with the new
+    reason `unwired-position`; once the sensor is wired, it is replayed and its readings stored."""
+    mac = late_controller
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    (sent,) = [f for f in frames(mac, at, 1) if f[2] == 2]
+    topic, payload, _, _ = sent
+    source_offset = 10**12 + uuid.uuid4().int % 10**9  # a raw offset no record of this session has
+    producer = Producer(migrated.kafka_config())
+    producer.produce(
+        topics.DEADLETTER,
+        key=mac.encode(),
+        value=payload,
+        headers=[
+            (topics.H_REASON, b"unknown-controller"),
+            (topics.H_DETAIL, b"controller not in the registry"),
+            (topics.H_SOURCE_TOPIC, topics.RAW.encode()),
+            (topics.H_SOURCE_PARTITION, b"0"),
+            (topics.H_SOURCE_OFFSET, str(source_offset).encode()),
+            (topics.H_MQTT_TOPIC, topic.encode()),
+        ],
+    )
+    assert producer.flush(30) == 0
+
+    def replay() -> dict[str, object]:
+        done = f2(stack_env, "deadletters", "replay", "--since", "1h", "--controller", mac, "--json")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    def row() -> tuple[object, ...] | None:
+        with psycopg.connect(migrated.timeseries_dsn) as ts:
+            return ts.execute(
+                "SELECT outcome, reason, original_reason, attempts, readings FROM deadletter_replays "
+                "WHERE source_topic = 'f2.raw' AND source_partition = 0 AND source_offset = %s",
+                (source_offset,),
+            ).fetchone()
+
+    def register(positions: tuple[int, ...]) -> None:
+        with psycopg.connect(migrated.registry_dsn) as reg, reg.transaction():
+            seed_fleet(
+                reg, [(f"Late {mac}", mac)], [WiringSpec(mac, 1, p, f"Late Env {p} {mac}", "ENV-S1") for p in positions]
+            )
+
+    first = replay()
+    assert (first["replayed"], first["still_failing"]) == (0, {"unknown-controller": 1})
+    assert row() == ("still-failing", "unknown-controller", "unknown-controller", 1, 0)
+    register((1,))
+    second = replay()
+    assert (second["replayed"], second["still_failing"]) == (0, {"unwired-position": 1})
+    (failure,) = second["failure_samples"]  # type: ignore[misc]
+    assert (failure["original_reason"], failure["reason"]) == ("unknown-controller", "unwired-position")
+    assert row() == ("still-failing", "unwired-position", "unknown-controller", 2, 0)
+    listed = json.loads(f2(stack_env, "deadletters", "list", "--since", "1h", "--controller", mac, "--json").stdout)
+    assert [g["status"] for g in listed] == [{"still-failing": 1}]
+    register((1, 2))
+    third = replay()
+    assert (third["replayed"], third["readings_stored"], third["still_failing"]) == (1, 3, {})
+    assert row() == ("replayed", None, "unknown-controller", 3, 3)
+    with psycopg.connect(migrated.registry_dsn) as reg:
+        ids = device_ids(reg, [Wiring(mac, 1, 2, f"Late Env 2 {mac}", "ENV-S1")])
+        points = {
+            label: i for (_, label), i in datapoint_ids(reg, {"ENV-S1": [p.label for p in ENV.datapoints]}).items()
+        }
+    device = ids[(mac, f"Late Env 2 {mac}")]
+    assert stored_rows(migrated.timeseries_dsn, [device], at) == expected_rows([sent], {2: device}, points)
+    assert replay()["replayed"] == 0
+
+
 def test_sink_batches_older_than_the_decoded_topic_are_dropped(migrated, code_location, instance) -> None:
     old_id, new_id = uuid.uuid4().int >> 65, uuid.uuid4().int >> 65
     with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as ts:
