@@ -3,7 +3,8 @@
 Each raw record of the hour ends up in exactly one place, decided in this order:
 1. dead-lettered by the processor (a dead letter names its raw partition and offset) - whatever the current
    registry says of it now; when the record decodes now, it counts as `rescuable` (a replay would store it);
-2. pending: at or past the processor's committed offset, not processed yet (a difference);
+2. pending: at or past the processor's committed offset, not processed yet (a difference; likewise outputs
+   at or past the sink's committed offsets, not stored yet);
 3. undecodable now but no dead letter: a difference (`no-dead-letter`);
 4. ignored by rule: it decodes to no reading and no event;
 5. otherwise its readings must be in f2.decoded and decoded_data, its events in f2.events and device_events
@@ -57,6 +58,9 @@ class HopData:
     stored_events: set[EventKey]  # of the expected events, those in device_events
     sink_dead_readings: Mapping[ReadingKey, str] = field(default_factory=dict)  # the sink's dead letters
     sink_dead_events: Mapping[EventKey, str] = field(default_factory=dict)
+    # Readings and events in their topic at or past the sink's committed offsets: not stored yet, not lost.
+    sink_pending_readings: set[ReadingKey] = field(default_factory=set)
+    sink_pending_events: set[EventKey] = field(default_factory=set)
 
 
 def reconcile(data: HopData) -> dict[str, ControllerResult]:
@@ -151,6 +155,17 @@ def _place(res: ControllerResult, outcome: RawOutcome, data: HopData) -> None:
     sink_dead += [data.sink_dead_events[k] for k in events_out if k in data.sink_dead_events]
     rows_lost = sorted(k for k in readings_out - data.stored_readings if k not in data.sink_dead_readings)
     events_lost = sorted(k for k in events_out - data.stored_events if k not in data.sink_dead_events)
+    waiting = [k for k in rows_lost if k in data.sink_pending_readings]
+    waiting_events = [k for k in events_lost if k in data.sink_pending_events]
+    if waiting or waiting_events:
+        differ(
+            PENDING,
+            f"{len(waiting)} reading(s) and {len(waiting_events)} event(s) not stored yet: at or past the sink's "
+            "committed offsets",
+            [*waiting, *waiting_events],
+        )
+        rows_lost = [k for k in rows_lost if k not in data.sink_pending_readings]
+        events_lost = [k for k in events_lost if k not in data.sink_pending_events]
     res.readings_stored += len(readings_out & data.stored_readings)
     res.events_stored += len(events_out & data.stored_events)
     if rows_lost:
@@ -161,7 +176,7 @@ def _place(res: ControllerResult, outcome: RawOutcome, data: HopData) -> None:
             f"{len(events_lost)} event(s) not in device_events: {_events_text(events_lost)}",
             events_lost,
         )
-    if readings_out != readings or events_out != events or rows_lost or events_lost:
+    if readings_out != readings or events_out != events or rows_lost or events_lost or waiting or waiting_events:
         return
     if sink_dead:
         res.categories[DEAD_LETTERED] += 1

@@ -20,7 +20,7 @@ CATEGORIES = (STORED, DEAD_LETTERED, IGNORED)
 
 # Kinds of difference, each naming the hop where something went missing.
 NOT_PROCESSED = "not-processed"  # no output and no dead letter: the processor never saw it (offset skipped)
-PENDING = "pending"  # at or past the processor's committed offset: not processed yet
+PENDING = "pending"  # at or past the processor's (or the sink's) committed offsets: not processed (stored) yet
 NO_DEAD_LETTER = "no-dead-letter"  # undecodable now, yet stored nothing and no dead letter either
 MISSING_DECODED = "missing-in-f2.decoded"  # some readings of a processed record are not in f2.decoded
 MISSING_EVENTS = "missing-in-f2.events"

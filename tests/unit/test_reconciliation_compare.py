@@ -97,6 +97,16 @@ def test_the_sinks_dead_letters_account_for_what_it_could_not_store() -> None:
     assert results[A].passed and dict(results[A].dead_letters) == {"database-rejected": 1}
 
 
+def test_outputs_the_sink_has_not_reached_yet_are_pending_not_lost() -> None:
+    results = reconcile(
+        data([outcome(1, readings=[r(1), r(2)], events=[e(3)])], decoded_topic={r(1), r(2)}, events_topic={e(3)},
+             stored_readings={r(1)}, sink_pending_readings={r(2)}, sink_pending_events={e(3)})
+    )  # fmt: skip
+    ((offset, kind, missing),) = [(d.offset, d.kind, d.missing) for d in results[A].differences]
+    assert (offset, kind, missing) == (1, m.PENDING, (r(2), e(3)))
+    assert sum(results[A].categories.values()) == 0
+
+
 @pytest.mark.parametrize(("counted", "kind"), [(1, m.RAW_NOT_COUNTED), (3, m.COUNTED_NOT_IN_RAW)])
 def test_raw_records_are_compared_with_the_bridges_counts(counted: int, kind: str) -> None:
     outcomes = [outcome(1), outcome(2)]

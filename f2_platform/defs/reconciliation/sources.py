@@ -48,6 +48,12 @@ def _received_hour(record: Message) -> str:
     return (_EPOCH + timedelta(milliseconds=timestamp_ms)).strftime("%Y-%m-%dT%H")
 
 
+def _coordinates(record: Message) -> tuple[int, int]:
+    partition, offset = record.partition(), record.offset()
+    assert partition is not None and offset is not None  # consumed records carry them
+    return partition, offset
+
+
 def _window(
     kafka: KafkaAdminResource, topic: str, since: datetime, until: datetime, committed_only: bool
 ) -> Iterator[Message]:
@@ -69,6 +75,9 @@ def gather(
     raw_since, raw_until = hour_start - timedelta(minutes=1), hour_end + timedelta(minutes=settings.raw_margin_minutes)
     outputs_until = hour_end + timedelta(hours=settings.processing_window_hours)
 
+    # First the processor's committed offsets: its outputs of every record below them were committed with
+    # them, so the outputs read afterwards hold them all.
+    processed = kafka.committed_offsets(topics.GROUP_PROCESSOR, topics.RAW)
     counts: Counter[str] = Counter()
     unreadable = 0
     for record in _window(kafka, topics.BRIDGE_COUNTS, raw_since, raw_until, committed_only=False):
@@ -145,31 +154,37 @@ def gather(
             if event is not None and event in expected_events:
                 sink_dead_events[event] = reason
 
-    decoded_topic: set[ReadingKey] = set()
+    # Where each expected reading and event is in its topic (partition, lowest offset): once the sink's
+    # committed offsets are read, one below them is stored (the sink commits after the database), one at or
+    # past them is still pending in the sink.
+    decoded_at: dict[ReadingKey, tuple[int, int]] = {}
     if expected_readings:
         for record in _window(kafka, topics.DECODED, hour_start, outputs_until, committed_only=True):
             reading = reading_key(record.value() or b"")
-            if reading is not None and reading in expected_readings:
-                decoded_topic.add(reading)
-    events_topic: set[EventKey] = set()
+            if reading is not None and reading in expected_readings and reading not in decoded_at:
+                decoded_at[reading] = _coordinates(record)
+    events_at: dict[EventKey, tuple[int, int]] = {}
     if expected_events:
         for record in _window(kafka, topics.EVENTS, hour_start, outputs_until, committed_only=True):
             event = event_key(record.value() or b"")
-            if event is not None and event in expected_events:
-                events_topic.add(event)
+            if event is not None and event in expected_events and event not in events_at:
+                events_at[event] = _coordinates(record)
+    sink_decoded = kafka.committed_offsets(topics.GROUP_SINK, topics.DECODED) if decoded_at else {}
+    sink_events = kafka.committed_offsets(topics.GROUP_SINK, topics.EVENTS) if events_at else {}
 
-    committed = kafka.committed_offsets(topics.GROUP_PROCESSOR, topics.RAW)
     data = HopData(
         outcomes=outcomes,
         bridge_counts=dict(counts),
-        processed_below={p: (o or 0) for p, o in committed.items()},
+        processed_below={p: (o or 0) for p, o in processed.items()},
         dead_letters=dead_letters,
-        decoded_topic=decoded_topic,
-        events_topic=events_topic,
-        stored_readings=stored_readings(timescale, decoded_topic),
-        stored_events=stored_events(timescale, events_topic),
+        decoded_topic=set(decoded_at),
+        events_topic=set(events_at),
+        stored_readings=stored_readings(timescale, set(decoded_at)),
+        stored_events=stored_events(timescale, set(events_at)),
         sink_dead_readings=sink_dead_readings,
         sink_dead_events=sink_dead_events,
+        sink_pending_readings={k for k, (p, o) in decoded_at.items() if o >= (sink_decoded.get(p) or 0)},
+        sink_pending_events={k for k, (p, o) in events_at.items() if o >= (sink_events.get(p) or 0)},
     )
     return Gathered(data, versions, unreadable)
 
