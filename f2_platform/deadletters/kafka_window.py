@@ -64,8 +64,13 @@ def read_window(
         while remaining:
             messages = consumer.consume(batch_size, timeout=1.0)
             if not messages:
+                # Transaction markers take offsets too: a partition whose last records are markers is done once
+                # the consumer's position passed its end, with nothing more to return.
+                for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
+                    if tp.offset >= remaining.get(tp.partition, 0):
+                        remaining.pop(tp.partition, None)
                 idle += 1.0
-                if idle >= timeout_s:
+                if remaining and idle >= timeout_s:
                     raise TimeoutError(
                         f"{topic}: nothing to read for {timeout_s:.0f} s while partitions {sorted(remaining)} "
                         "had records left; is Kafka reachable?"
@@ -87,12 +92,6 @@ def read_window(
                 batch.append(m)
             if batch:
                 yield batch
-            # Transaction markers take offsets too: a partition whose last records are markers is done
-            # once the consumer's position passed its end.
-            if remaining:
-                for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
-                    if tp.offset >= remaining.get(tp.partition, 0):
-                        remaining.pop(tp.partition, None)
     finally:
         consumer.close()
 
