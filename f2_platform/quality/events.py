@@ -6,6 +6,7 @@ database, and the checks that run them (pure apart from the `ts.fetch_df` reads)
 - event_aggregates_consistent (ERROR): the window's event aggregate rows agree with each other.
 - door_held_open (WARN): no door's open run overlapping the window lasted longer than the threshold (a run
   still open counts until now).
+- reader_flood (WARN): no reader got more scans in one minute than the threshold.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import pandas as pd
 
 from f2_platform.quality import checks as c
 from f2_platform.quality.frames import Timeseries, typed
-from f2_platform.quality.schemas.events import door_held_open_schema, event_activity_schema, events_schema
+from f2_platform.quality.schemas.events import (
+    door_held_open_schema,
+    event_activity_schema,
+    events_schema,
+    reader_flood_schema,
+)
 from f2_platform.quality.settings import QualitySettings
 from f2_platform.quality.window import CheckWindow
 from f2_platform.timeseries.event_aggregate_sql import EventLevel
@@ -26,7 +32,8 @@ EVENTS_VALID = c.Concern(
 )
 EVENT_AGGREGATES = c.Concern("event_aggregates_consistent", c.Severity.ERROR, "Event aggregate rows are consistent")
 DOOR_HELD_OPEN = c.Concern("door_held_open", c.Severity.WARN, "No door held open longer than the threshold")
-EVENT_CONCERNS = (EVENTS_VALID, EVENT_AGGREGATES, DOOR_HELD_OPEN)
+READER_FLOOD = c.Concern("reader_flood", c.Severity.WARN, "No reader flooded with scans")
+EVENT_CONCERNS = (EVENTS_VALID, EVENT_AGGREGATES, DOOR_HELD_OPEN, READER_FLOOD)
 
 EVENT_COLUMNS = (
     "time",
@@ -85,6 +92,18 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) e ON true
 ORDER BY s.controller_mac, s.connector, s.component, s.run_start
+"""
+
+
+# Scans per reader and minute, where there is more than one (one scan a minute never floods).
+READER_MINUTES = """
+SELECT controller_mac, connector, component, time_bucket(INTERVAL '1 minute', "time") AS minute,
+       count(*) AS scans, count(DISTINCT credential_fingerprint) AS credentials
+FROM device_events
+WHERE "time" >= %(start)s AND "time" < %(end)s AND kind = 'access'
+GROUP BY 1, 2, 3, 4
+HAVING count(*) > 1
+ORDER BY scans DESC, controller_mac, connector, component, minute
 """
 
 
@@ -173,3 +192,19 @@ def check_door_held_open(frame: pd.DataFrame, settings: QualitySettings) -> c.Ch
         ids = frame[[*keys, "controller_id", "device_id"]].rename(columns={"device_id": "door_device_id"})
         failures = failures.merge(ids, on=keys, how="left")
     return c.CheckOutcome(DOOR_HELD_OPEN, len(frame), failures, len(failures), errors)
+
+
+def reader_minutes_frame(ts: Timeseries, window: CheckWindow) -> pd.DataFrame:
+    frame = ts.fetch_df(READER_MINUTES, {"start": window.start, "end": window.end})
+    columns = ["controller_mac", "connector", "component", "minute", "scans", "credentials"]
+    if frame.empty:
+        frame = pd.DataFrame(columns=columns)
+    frame = typed(frame, ints=["connector", "scans", "credentials"], times=["minute"])
+    for column in ("controller_mac", "component"):
+        frame[column] = frame[column].astype(str)
+    return frame[columns]
+
+
+def check_reader_flood(frame: pd.DataFrame, settings: QualitySettings) -> c.CheckOutcome:
+    failures, errors = c.run_schema(reader_flood_schema(settings.reader_flood_scans_per_minute), frame)
+    return c.CheckOutcome(READER_FLOOD, len(frame), failures, len(failures), errors)

@@ -68,6 +68,12 @@ class QualitySettings(BaseSettings):
         description="Door held open: a door open for longer than this many seconds (an open run in the checked "
         "window, or open still) fails the door_held_open warning and is alerted once per open run.",
     )
+    reader_flood_scans_per_minute: int = Field(
+        30,
+        gt=0,
+        description="Reader flooding: more scans than this on one reader within one minute (UTC) fails the "
+        "reader_flood warning (a stuck card, a replay, a reader fault).",
+    )
     report_dir: Path | None = Field(
         None, description="Where the daily reports go (unset: <F2_STATE_DIR>/reports/data-quality)."
     )

@@ -191,9 +191,10 @@ TABLES = (
 )
 
 
-def remove(conn: psycopg.Connection) -> None:
+def remove(conn: psycopg.Connection, macs: tuple[str, ...] = MACS) -> None:
+    """Every row of `macs` (default: all of ours) in the event tables and aggregates."""
     for table in TABLES:
-        conn.execute(f"DELETE FROM {table} WHERE controller_mac = ANY(%s)", (list(MACS),))  # noqa: S608 - fixed
+        conn.execute(f"DELETE FROM {table} WHERE controller_mac = ANY(%s)", (list(macs),))  # noqa: S608 - fixed
 
 
 # --- what the aggregates must hold, computed from the seeded events ------------------------------------------

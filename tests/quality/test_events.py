@@ -129,8 +129,9 @@ def test_aggregates_hold_the_seeded_numbers(materialized: dict[str, Any], seeded
     by_name: dict[str, list[dg.AssetCheckEvaluation]] = {}
     for evaluation in evaluations:
         by_name.setdefault(evaluation.check_name, []).append(evaluation)
-    assert set(by_name) == {"events_valid", "event_aggregates_consistent", "door_held_open"}
-    assert all(ev.passed for name in ("events_valid", "event_aggregates_consistent") for ev in by_name[name])
+    assert set(by_name) == {"events_valid", "event_aggregates_consistent", "door_held_open", "reader_flood"}
+    passing = ("events_valid", "event_aggregates_consistent", "reader_flood")
+    assert all(ev.passed for name in passing for ev in by_name[name])
     held = [ev for ev in by_name["door_held_open"] if not ev.passed]
     assert held and all(ev.severity == dg.AssetCheckSeverity.WARN for ev in held)
 
@@ -229,7 +230,7 @@ def test_invalid_events_fail_the_blocking_check(
         )
     finally:
         with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
-            e.remove(conn)
+            e.remove(conn, (e.MAC_BAD,))
     (valid,) = [ev for ev in check_results(result) if ev.check_name == "events_valid"]
     assert not valid.passed and valid.severity == dg.AssetCheckSeverity.ERROR
     assert valid.metadata["failure_count"].value == 2
@@ -238,6 +239,37 @@ def test_invalid_events_fail_the_blocking_check(
         assert name in failed, name
     (body,) = [b for b in receiver.of_kind(alerts.KIND_BLOCKING_CHECK) if b["details"]["check"] == "events_valid"]
     assert body["details"]["asset"] == "events_hourly"
+
+
+def test_a_flooded_reader_warns(code_location, instance, migrated, quality_env) -> None:
+    """31 scans of one card on one reader within a minute (more than the default 30), and 30 on another reader
+    (not more): reader_flood fails as a WARN on the first only; the run succeeds."""
+    hour = e.DAY_START - 3 * DAY + 9 * HOUR
+    rows = [(hour + timedelta(minutes=7, seconds=k), "reader-1", e.FP1) for k in range(31)]
+    rows += [(hour + timedelta(minutes=20, seconds=k), "reader-2", e.FP2) for k in range(30)]
+    with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+        e.remove(conn, (e.MAC_BAD,))
+        for at, reader, fingerprint in rows:
+            conn.execute(
+                'INSERT INTO device_events ("time", controller_mac, connector, component, kind, '
+                "credential_fingerprint, credential_key_id, credential_length) "
+                "VALUES (%s, %s, 1, %s, 'access', %s, 'k1', 11)",
+                (at, e.MAC_BAD, reader, fingerprint),
+            )
+    try:
+        result = code_location.resolve_job_def("events_hourly_job").execute_in_process(
+            instance=instance, partition_key=hour.strftime("%Y-%m-%d-%H:%M")
+        )
+    finally:
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+            e.remove(conn, (e.MAC_BAD,))
+    assert result.success
+    (flood,) = [ev for ev in check_results(result) if ev.check_name == "reader_flood"]
+    assert not flood.passed and flood.severity == dg.AssetCheckSeverity.WARN
+    assert flood.metadata["failure_count"].value == 1
+    (row,) = flood.metadata["failing_rows_sample"].value
+    assert (row["component"], row["scans"], row["credentials"]) == ("reader-1", 31, 1)
+    assert datetime.fromisoformat(row["minute"]) == hour + timedelta(minutes=7)
 
 
 @pytest.fixture(scope="module")

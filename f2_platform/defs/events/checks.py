@@ -2,7 +2,8 @@
 
 ERROR and blocking: the window's events are valid (events_valid, hourly) and the aggregate rows agree with
 each other (event_aggregates_consistent). WARN: a door held open longer than F2_QUALITY_DOOR_HELD_OPEN_S
-(door_held_open), alerted once per open run (door_alerts.py).
+(door_held_open), alerted once per open run (door_alerts.py); a reader with more scans in a minute than
+F2_QUALITY_READER_FLOOD_SCANS_PER_MINUTE (reader_flood, hourly).
 """
 
 # No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
@@ -38,6 +39,10 @@ def _consistent(level: q.EventLevel) -> Run:
 
 def _held_open(level: q.EventLevel) -> Run:
     return lambda ts, window, settings: ev.check_door_held_open(ev.door_runs_frame(ts, window), settings)
+
+
+def _flood(level: q.EventLevel) -> Run:
+    return lambda ts, window, settings: ev.check_reader_flood(ev.reader_minutes_frame(ts, window), settings)
 
 
 def _check(
@@ -93,6 +98,7 @@ HOURLY_EVENT_CHECKS = [
     _check(EVENTS_HOURLY, q.HOURLY, hourly_partitions, ev.EVENTS_VALID, _valid(q.HOURLY)),
     _check(EVENTS_HOURLY, q.HOURLY, hourly_partitions, ev.EVENT_AGGREGATES, _consistent(q.HOURLY)),
     _check(EVENTS_HOURLY, q.HOURLY, hourly_partitions, ev.DOOR_HELD_OPEN, _held_open(q.HOURLY)),
+    _check(EVENTS_HOURLY, q.HOURLY, hourly_partitions, ev.READER_FLOOD, _flood(q.HOURLY)),
 ]
 DAILY_EVENT_CHECKS = [
     _check(EVENTS_DAILY, q.DAILY, daily_partitions, ev.EVENT_AGGREGATES, _consistent(q.DAILY)),

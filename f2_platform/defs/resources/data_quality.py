@@ -35,6 +35,7 @@ class DataQualityResource(dg.ConfigurableResource):
     recent_window_s: int = _from_settings("recent_window_s")
     sample_rows: int = _from_settings("sample_rows")
     door_held_open_s: int = _from_settings("door_held_open_s")
+    reader_flood_scans_per_minute: int = _from_settings("reader_flood_scans_per_minute")
     report_dir: str | None = _from_settings("report_dir")
 
     @classmethod

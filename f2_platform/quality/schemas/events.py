@@ -186,3 +186,21 @@ def door_held_open_schema(threshold_s: float) -> pa.DataFrameSchema:
         unique=["controller_mac", "connector", "component", "run_start"],
         name="door_held_open",
     )
+
+
+def reader_flood_schema(max_per_minute: int) -> pa.DataFrameSchema:
+    """One row per reader and UTC minute with more than one scan: never more than `max_per_minute`."""
+    return pa.DataFrameSchema(
+        {
+            "controller_mac": pa.Column(str),
+            "connector": pa.Column("int64"),
+            "component": pa.Column(str, pa.Check.str_startswith("reader-")),
+            "minute": pa.Column(UTC_TIME, coerce=True),
+            "scans": pa.Column(
+                "int64", pa.Check(lambda n: n <= max_per_minute, name=f"at_most_{max_per_minute}_scans_per_minute")
+            ),
+            "credentials": pa.Column("int64", pa.Check.ge(0)),
+        },
+        unique=["controller_mac", "connector", "component", "minute"],
+        name="reader_flood",
+    )
