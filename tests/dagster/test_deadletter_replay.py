@@ -23,6 +23,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from f2_platform.defs.deadletters.sensor import deadletter_replay_sensor
+from f2_platform.defs.deadletters.summary_asset import deadletters_summary
 from f2_platform.registry.sample import WiringSpec
 from f2_platform.registry.seed import seed_fleet
 from f2_platform.tracing.trace import guess_partition
@@ -34,7 +35,7 @@ from simulator.registry_ids import datapoint_ids, device_ids
 from streaming.decoding.hex import format_hex
 from streaming.kafka import topics
 from streaming.settings import ConnectionSettings
-from tests.dagster.conftest import evaluate, sensor_context
+from tests.dagster.conftest import evaluate, materialization_metadata, sensor_context
 from tests.realtime import F2, publish, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -173,6 +174,15 @@ def test_late_registration_is_replayed_once_and_traced(
     text = f2(env, "deadletters", "list", "--since", "1h", "--controller", mac)
     assert text.returncode == 0, text.stderr
     assert f"{len(sent)} dead letter(s)" in text.stdout and mac in text.stdout and "unknown-controller" in text.stdout
+
+    # The summary asset counts them by controller, reason and day, with samples.
+    summary_run = dg.materialize([deadletters_summary], instance=instance, resources=code_resources)
+    assert summary_run.success
+    metadata = materialization_metadata(summary_run, "deadletters_summary")
+    assert metadata["by_controller"][mac] == len(sent)
+    assert f"| {group['day']} | unknown-controller | {mac} | {len(sent)} | pending {len(sent)} |" in metadata["groups"]
+    samples = [x for x in metadata["samples"] if x["controller"] == mac]
+    assert samples and all(x["payload"].encode() in {p for _, p, _, _ in sent} for x in samples)
 
     # Before the registration the sensor proposes nothing for this controller.
     before = registry_version(migrated.registry_dsn)
