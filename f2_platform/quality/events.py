@@ -167,7 +167,12 @@ def activity_frame(ts: Timeseries, level: EventLevel, window: CheckWindow) -> pd
     columns = ["bucket", "controller_mac", "component", *ints, "open_s", "longest_open_s", "outage_s"]
     if frame.empty:
         frame = pd.DataFrame(columns=columns)
-    return typed(frame, ints=ints, floats=["open_s", "longest_open_s", "outage_s"], times=["bucket"])
+    frame = typed(frame, ints=ints, floats=["open_s", "longest_open_s", "outage_s"], times=["bucket"])
+    for column in ("controller_mac", "component"):
+        # Plain str whatever the driver and pandas made of the column (an empty result can come back typed
+        # as pandas' "string" dtype, which the schema's str refuses).
+        frame[column] = frame[column].astype(object).astype(str)
+    return frame
 
 
 def check_events(frame: pd.DataFrame, window: CheckWindow, settings: QualitySettings) -> c.CheckOutcome:

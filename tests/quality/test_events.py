@@ -210,6 +210,47 @@ def test_a_rerun_gives_the_same_rows(materialized: dict[str, Any], code_location
     assert rows == 3  # reader, door, strike of A at 08:00; one row each, never a second
 
 
+def test_a_component_no_longer_found_is_set_to_zero(code_location, instance, migrated, quality_env) -> None:
+    """A recomputation that no longer finds a row of its window (its only event is gone) keeps the row's key with
+    every number 0, by UPDATE: the write path never DELETEs (the hypertables may hold compressed chunks)."""
+    hour = e.DAY_START - 4 * DAY + 15 * HOUR
+    key = hour.strftime("%Y-%m-%d-%H:%M")
+    job = code_location.resolve_job_def("events_hourly_job")
+    try:
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+            e.remove(conn, (e.MAC_BAD,))
+            conn.execute(
+                'INSERT INTO device_events ("time", controller_mac, connector, component, kind, state) '
+                "VALUES (%s, %s, 3, 'siren-2', 'state', 'powered')",
+                (hour + timedelta(minutes=1), e.MAC_BAD),
+            )
+        first = job.execute_in_process(instance=instance, partition_key=key)
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM device_events WHERE controller_mac = %s", (e.MAC_BAD,))
+        second = job.execute_in_process(instance=instance, partition_key=key)
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+            activity = conn.execute(
+                "SELECT component, events, access_attempts, distinct_credentials, open_count, open_s, longest_open_s, "
+                "outages, outage_s FROM event_activity_hourly WHERE bucket = %s AND controller_mac = %s",
+                (hour, e.MAC_BAD),
+            ).fetchall()
+            counts = conn.execute(
+                "SELECT component, kind, state, events FROM event_counts_hourly "
+                "WHERE bucket = %s AND controller_mac = %s",
+                (hour, e.MAC_BAD),
+            ).fetchall()
+    finally:
+        with psycopg.connect(migrated.timeseries_dsn, autocommit=True) as conn:
+            e.remove(conn, (e.MAC_BAD,))
+    assert first.success and second.success  # both checks pass on the zeroed row too
+    metadata = next(ev.materialization.metadata for ev in first.get_asset_materialization_events())
+    assert metadata["rows_written"].value >= 2 and metadata["rows_zeroed"].value == 0
+    metadata = next(ev.materialization.metadata for ev in second.get_asset_materialization_events())
+    assert metadata["rows_zeroed"].value == 2  # its activity row and its counts row
+    assert activity == [("siren-2", 0, 0, 0, 0, 0.0, 0.0, 0, 0.0)]
+    assert counts == [("siren-2", "state", "powered", 0)]
+
+
 def test_invalid_events_fail_the_blocking_check(
     code_location, instance, receiver: Receiver, migrated, quality_env
 ) -> None:
