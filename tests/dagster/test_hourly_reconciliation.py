@@ -25,7 +25,12 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from f2_platform.defs.reconciliation.assets import CHECK_NAME, HOURLY_RECONCILIATION, hourly_reconciliation
+from f2_platform.defs.reconciliation.assets import (
+    CHECK_NAME,
+    HOURLY_RECONCILIATION,
+    hourly_reconciliation,
+    reconciliation_partitions,
+)
 from f2_platform.defs.resources import KafkaAdminResource
 from streaming.kafka import topics
 from streaming.settings import ConnectionSettings
@@ -295,3 +300,20 @@ def test_the_hourly_check_passes_then_lists_exactly_what_was_done_behind_its_bac
             reg.execute('DELETE FROM "VtDevice".devices WHERE macaddress = ANY(%s)', (macs,))  # cascades to pins
             reg.execute('DELETE FROM "VtDevice".devices WHERE deviceid = ANY(%s)', (devices,))
             reg.execute('DELETE FROM "VtDevice".f2_enrollments WHERE mac = ANY(%s)', (macs,))
+
+
+def test_an_hour_long_past_is_reconciled_as_a_backfill_would(
+    instance: dg.DagsterInstance, code_resources: dict[str, object], ts: psycopg.Connection
+) -> None:
+    """An hour nothing was received in (the first partition: every topic's records are younger): the check
+    passes with nothing to account for, writes no rows and says so."""
+    key = reconciliation_partitions.get_first_partition_key()
+    assert key is not None
+    passed, (metadata,) = reconcile_hours([key], instance, code_resources)
+    assert passed
+    assert (metadata["raw_records"], metadata["bridge_counted"], metadata["differences"]) == (0, 0, 0)
+    assert isinstance(metadata["registry_version"], int)
+    rows = ts.execute(
+        "SELECT count(*) FROM reconciliation_results WHERE hour = %s", (datetime(2025, 1, 1, tzinfo=UTC),)
+    )
+    assert rows.fetchone() == (0,)
