@@ -126,3 +126,103 @@ def test_a_worker_hung_in_librdkafka_is_restarted_by_the_watchdog_and_resumes_fr
     # shorter than the call's own librdkafka timeout (60, 30, 60, 30 s).
     numbers = run_with_fault(stack, migrated, stack_env, tmp_path, {"F2_PROCESSOR_WATCHDOG_SCALE": "0.2"}, hang)
     assert numbers["hung call"] in ("send_offsets_to_transaction", "commit_transaction", "abort_transaction")
+
+
+# A processor whose transaction is open when Kafka stops answering, driven as its run loop drives it: the batch's
+# abort fails, and before each later batch the abort is resumed (Processor._abort, Processor._resume_abort).
+_ABORTING_PROCESSOR = """
+import sys
+from contextlib import ExitStack
+from confluent_kafka import KafkaException
+from streaming.kafka import topics
+from streaming.processor import Processor
+from streaming.runtime.runloop import configure_logging
+from streaming.settings import ConnectionSettings, ProcessorSettings
+
+configure_logging("processor")
+processor = Processor(ConnectionSettings(), ProcessorSettings())
+with ExitStack() as stack:
+    processor.start(stack)
+    processor.producer.begin_transaction()
+    processor.producer.produce(topics.LATEST, key=sys.argv[1].encode(), value=b"{}")
+    processor.producer.flush(10)
+    print("OPEN", flush=True)
+    sys.stdin.readline()
+    processor._abort()
+    while True:
+        try:
+            processor._resume_abort()
+        except KafkaException as exc:
+            print("RESUME FAILED", exc, flush=True)
+        else:
+            print("ABORTED", flush=True)
+            sys.exit(0)
+"""
+
+
+@pytest.mark.slow
+def test_an_abort_that_keeps_failing_ends_in_the_documented_restart(
+    stack: Stack, migrated: ConnectionSettings, stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The abort of an open transaction fails for real (Kafka frozen) and keeps failing when resumed: past
+    F2_PROCESSOR_ABORT_GIVE_UP_S the worker exits with EXIT_HUNG for its supervisor to restart it, and the fresh
+    producer's init_transactions (as the restarted worker's) fences it and aborts the transaction: nothing of it
+    is ever read."""
+    import subprocess
+    import sys
+
+    from confluent_kafka import Producer
+
+    from streaming.runtime.supervisor import EXIT_HUNG
+
+    instance = f"test-give-up-{uuid.uuid4().hex[:6]}"
+    key = f"give-up-{instance}"
+    env = env_without_proxy(stack_env) | {
+        "F2_PROCESSOR_INSTANCE_ID": instance,
+        "F2_PROCESSOR_ABORT_GIVE_UP_S": "5",
+    }
+    latest_start = end_offsets(migrated, topics.LATEST)
+    log = tmp_path / "processor.log"
+    with open(log, "wb") as err:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", _ABORTING_PROCESSOR, key],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    group = None
+    try:
+        assert worker.stdout is not None and worker.stdin is not None
+        assert worker.stdout.readline().strip() == b"OPEN", log.read_text()[-3000:]
+        group = freeze(stack)
+        frozen = time.monotonic()
+        worker.stdin.write(b"go\n")
+        worker.stdin.flush()
+        code = worker.wait(timeout=180)
+        numbers: dict[str, object] = {
+            "seconds Kafka was frozen until the worker exited": round(time.monotonic() - frozen)
+        }
+    finally:
+        if group is not None:
+            os.killpg(group, signal.SIGCONT)
+        if worker.poll() is None:
+            worker.kill()
+    out = worker.stdout.read().decode(errors="replace") if worker.stdout else ""
+    text = log.read_text(errors="replace")
+    assert code == EXIT_HUNG, f"exit {code}; {out}\n{text[-3000:]}"
+    # The batch's abort failed (logged, left pending); the next resume failed too, past the give-up time, so
+    # the worker exited inside it (it never returned to print RESUME FAILED, nor ABORTED).
+    assert "ABORTED" not in out and "RESUME FAILED" not in out, out
+    assert re.search(r"aborting the transaction failed .*_TIMED_OUT", text), text[-3000:]
+    assert re.search(r"aborting the transaction has failed for \d+ s", text), text[-3000:]
+    assert "is hung past its deadline" not in text, "the watchdog, not the give-up path, ended the worker"
+
+    # The restarted worker's first step: a producer with the same transactional id fences the old one.
+    fresh = Producer({**migrated.kafka_config(), "transactional.id": f"f2-processor-{instance}"})
+    started = time.monotonic()
+    fresh.init_transactions(60)
+    numbers["seconds for the fresh producer's init_transactions"] = round(time.monotonic() - started, 1)
+    latest = read_committed(migrated, topics.LATEST, latest_start)
+    assert not [r for r in latest if r.key == key.encode()], "the abandoned transaction's record was committed"
+    print(f"\n{json.dumps(numbers)}")
