@@ -55,6 +55,7 @@ from certs.store import CertIndex, CertKind, IndexEntry
 CA_DAYS: Final = 3650
 DEVICE_DAYS: Final = 365
 SERVER_DAYS: Final = 825
+SERVICE_DAYS: Final = 365
 CRL_DAYS: Final = 7
 EXPIRY_WARNING: Final = timedelta(days=30)
 # Controllers' clocks drift; a certificate that starts "now" would be refused by a device a minute behind.
@@ -64,6 +65,8 @@ DEFAULT_BROKER_USER: Final = "mosquitto"
 MAX_CSR_BYTES: Final = 64 * 1024
 
 _MAC_RE: Final = re.compile(r"[0-9a-f]{12}")
+# A service account's name: what the broker's ACL calls it (e.g. f2-bridge); never a MAC, never + # / or %.
+_SERVICE_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,62}")
 _HOST_LABEL: Final = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME_RE: Final = re.compile(rf"(?:\*\.)?(?:{_HOST_LABEL}\.)*{_HOST_LABEL}")
 _ACCEPTED_CURVES: Final = (ec.SECP256R1, ec.SECP384R1)
@@ -89,6 +92,19 @@ def validate_mac(mac: object) -> str:
             hint = f" (did you mean {compact}?)"
     raise InvalidMacError(
         f"invalid controller MAC {mac!r}: expected 12 lowercase hex digits without separators, e.g. aabbccddee01{hint}"
+    )
+
+
+def validate_service_name(name: object) -> str:
+    """Return `name` if it can name a service's client certificate, else raise InvalidSubjectError.
+
+    The CN becomes the MQTT username on the device listener (use_identity_as_username), where the ACL gives a
+    MAC-shaped name a device's rights: a service is never named like a controller."""
+    if isinstance(name, str) and _SERVICE_RE.fullmatch(name) and not _MAC_RE.fullmatch(name):
+        return name
+    raise InvalidSubjectError(
+        f"invalid service name {name!r}: expected the broker account's name, lowercase letters, digits and '-', "
+        "starting with a letter, at most 63 characters, and not a controller MAC (e.g. f2-bridge)"
     )
 
 
@@ -247,6 +263,16 @@ class CertificateAuthority:
     @property
     def issued_dir(self) -> Path:
         return self._dir / "issued"
+
+    @property
+    def services_dir(self) -> Path:
+        return self._dir / "services"
+
+    def service_cert_path(self, name: str) -> Path:
+        return self.services_dir / f"{validate_service_name(name)}.crt"
+
+    def service_key_path(self, name: str) -> Path:
+        return self.services_dir / f"{validate_service_name(name)}.key"
 
     def device_cert_path(self, mac: str) -> Path:
         return self.devices_dir / f"{validate_mac(mac)}.crt"
@@ -438,6 +464,45 @@ class CertificateAuthority:
             cert_path=cert_path,
             key_pem=key_pem,
             key_path=key_path,
+        )
+
+    def issue_service(self, name: str, days: int = SERVICE_DAYS) -> IssuedCert:
+        """Sign a client certificate (clientAuth) for the platform service account `name` with a new key:
+        services/<name>.crt (0644) and services/<name>.key (0600). The bridge presents it on the broker's
+        device listener, where its CN is the account the ACL applies to. Renewing issues a new one; the old
+        one stays valid until it expires."""
+        validate_service_name(name)
+        _check_days(days, "certificate validity")
+        key = generate_private_key()
+        with store.locked(self._dir):
+            ca = self._load_ca()
+            start, end = self._validity(ca, days, None, None)
+            index = store.load_index(self.index_path)
+            cert = _sign_leaf(
+                ca,
+                subject=name,
+                public_key=key.public_key(),
+                serial=_fresh_serial(index),
+                not_before=start,
+                not_after=end,
+                usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+                san=None,
+            )
+            cert_pem = self._record(index, cert, name, "service")
+            key_pem = private_key_pem(key)
+            store.ensure_dir(self.services_dir, store.PRIVATE_DIR_MODE)
+            store.atomic_write(self.service_key_path(name), key_pem, store.PRIVATE_MODE)
+            store.atomic_write(self.service_cert_path(name), cert_pem, store.PUBLIC_MODE)
+        return IssuedCert(
+            common_name=name,
+            kind="service",
+            serial=_serial_hex(cert.serial_number),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            cert_pem=cert_pem,
+            cert_path=self.service_cert_path(name),
+            key_pem=key_pem,
+            key_path=self.service_key_path(name),
         )
 
     def issue_server(self, hostnames: list[str], ips: list[str], days: int = SERVER_DAYS) -> IssuedCert:

@@ -37,6 +37,7 @@ from certs.authority import (
     DEFAULT_CA_NAME,
     DEVICE_DAYS,
     SERVER_DAYS,
+    SERVICE_DAYS,
     AdoptedCA,
     CertificateAuthority,
     CertInfo,
@@ -227,6 +228,33 @@ def server_command(
     )
     click.echo(f"certfile {ca.server_cert_path}")
     click.echo(f"keyfile  {ca.server_key_path}")
+
+
+@certs_group.command("service")
+@click.argument("name")
+@click.option("--days", type=click.IntRange(min=1), default=SERVICE_DAYS, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also copy <name>.crt, <name>.key and ca.crt here (e.g. to make the bridge's Secret from).",
+)
+@click.pass_context
+def service_command(ctx: click.Context, name: str, days: int, out: Path | None) -> None:
+    """Issue a client certificate for the platform service account NAME (the bridge's: its MQTT account, e.g.
+    f2-bridge), for F2_MQTT_TLS_CERT and F2_MQTT_TLS_KEY."""
+    ca = _state(ctx).authority()
+    issued = ca.issue_service(name, days=days)
+    click.echo(f"issued service certificate {issued.serial} for {name}, valid until {_when(issued.not_after)}")
+    click.echo(f"certificate {issued.cert_path}")
+    click.echo(f"key         {issued.key_path}")
+    if out is not None:
+        store.ensure_dir(out, store.PRIVATE_DIR_MODE)
+        store.atomic_write(out / f"{name}.crt", issued.cert_pem, store.PUBLIC_MODE)
+        assert issued.key_pem is not None
+        store.atomic_write(out / f"{name}.key", issued.key_pem, store.PRIVATE_MODE)
+        store.atomic_write(out / "ca.crt", ca.ca_cert_path.read_bytes(), store.PUBLIC_MODE)
+        click.echo(f"copied to {out}")
 
 
 @certs_group.command("revoke")
@@ -477,7 +505,10 @@ def allow_reenroll_command(ctx: click.Context, mac: str) -> None:
 def _expiry_warning(row: CertInfo, now: datetime) -> str | None:
     if row.revoked or row.superseded:
         return None
-    renew = f"f2 certs issue {row.common_name}" if row.kind == "device" else "f2 certs server --host ..."
+    renew = {
+        "device": f"f2 certs issue {row.common_name}",
+        "service": f"f2 certs service {row.common_name}",
+    }.get(row.kind, "f2 certs server --host ...")
     if row.expired:
         return (
             f"WARNING: {row.kind} certificate {row.serial} of {row.common_name} expired on "

@@ -20,8 +20,9 @@ from typing import Any, Final, Literal
 
 from certs.errors import IndexCorruptError, PermissionSetupError
 
-CertKind = Literal["device", "server"]
-CERT_KINDS: Final[tuple[str, ...]] = ("device", "server")
+# "service": a platform service's client certificate (the bridge's, on the broker's device listener).
+CertKind = Literal["device", "server", "service"]
+CERT_KINDS: Final[tuple[str, ...]] = ("device", "server", "service")
 INDEX_VERSION: Final = 1
 
 PRIVATE_MODE: Final = 0o600  # private keys and the index

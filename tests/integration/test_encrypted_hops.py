@@ -1,10 +1,11 @@
-"""Every hop encrypted, as the Kubernetes manifests run it: devices publish over mTLS (certificates from the
-enrollment service), the bridge reads Mosquitto over TLS with its own client certificate (F2_MQTT_TLS,
-F2_CA_CERT, F2_MQTT_TLS_CERT/KEY), and bridge, processor and sink talk to Kafka over SASL_SSL
-(F2_KAFKA_SSL_CA_LOCATION). The run is reconciled exactly against the simulator's ledger."""
+"""Every hop encrypted: devices publish over mTLS (certificates from the enrollment service), the bridge reads
+Mosquitto over TLS with its own client certificate (issued with `f2 certs service`; F2_MQTT_TLS, F2_CA_CERT,
+F2_MQTT_TLS_CERT/KEY), and bridge, processor and sink talk to Kafka over SASL_SSL (F2_KAFKA_SSL_CA_LOCATION), as
+in Kubernetes. The run is reconciled exactly against the simulator's ledger."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,9 +16,8 @@ import pytest
 from f2_platform.stack.manager import Stack
 from f2_platform.stack.services import MQTT_INTERNAL_USER
 from streaming.settings import ConnectionSettings
-from tests.openssl_ca import Pair, issue_client
 from tests.pipeline import Pipeline, env_without_proxy
-from tests.realtime import simulate, wait_for, wait_reconciled
+from tests.realtime import F2, simulate, wait_for, wait_reconciled
 
 pytestmark = [pytest.mark.integration]
 
@@ -27,12 +27,21 @@ def encrypted_env(
     tls_stack: Stack, tls_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     pki = tls_stack.layout.pki_dir
-    # The bridge's certificate: CN = the stack's internal account, whose ACL reads every topic.
-    cert = issue_client(Pair(pki / "ca.crt", pki / "ca.key"), MQTT_INTERNAL_USER, tmp_path_factory.mktemp("bridge"))
+    # The bridge's certificate, issued as an operator does: CN = the stack's internal account, whose ACL reads
+    # every topic.
+    out = tmp_path_factory.mktemp("bridge") / "tls"
+    issued = subprocess.run(
+        [F2, "certs", "service", MQTT_INTERNAL_USER, "--out", str(out)],
+        env=env_without_proxy(tls_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert issued.returncode == 0, issued.stderr
     env = env_without_proxy(tls_env) | {
         "F2_MQTT_TLS": "true",
-        "F2_MQTT_TLS_CERT": str(cert.cert),
-        "F2_MQTT_TLS_KEY": str(cert.key),
+        "F2_MQTT_TLS_CERT": str(out / f"{MQTT_INTERNAL_USER}.crt"),
+        "F2_MQTT_TLS_KEY": str(out / f"{MQTT_INTERNAL_USER}.key"),
     }
     assert env["F2_CA_CERT"] == str(pki / "ca.crt") and env["F2_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     return env
