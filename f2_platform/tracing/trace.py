@@ -35,6 +35,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A transaction's records are produced within this span: the batch header (on its first record) lies within it
 # before any of its other records.
 _BATCH_SPAN = timedelta(seconds=5)
+# The usual case, looked at first (a busy topic holds millions of records in the wider windows): a reading
+# reaches Kafka within seconds of its device time, and the processor decodes a raw record within a minute.
+_NEAR_BEFORE, _NEAR_AFTER, _PROCESSING_LAG = timedelta(seconds=5), timedelta(minutes=1), timedelta(minutes=1)
 # Only the payload's timestamp is read here; the size limit is the processor's business.
 _ANY_SIZE = 1 << 30
 WIRING_SQL = """
@@ -215,11 +218,13 @@ def _find_decoded(
     marker = b'"timestamp": "' + _rfc3339(stamp).encode() + b'"'
     count = _partition_count(config, topics.DECODED)
     guess = guess_partition(key, count)
-    for partitions in ([guess], [p for p in range(count) if p != guess]):
-        for batch in read_window(config, topics.DECODED, stamp - skew, stamp + horizon, partitions=partitions):
-            for m in batch:
-                if m.key() == key and marker in (m.value() or b""):
-                    return m
+    windows = [(stamp - _NEAR_BEFORE, stamp + _NEAR_AFTER), (stamp - skew, stamp + horizon)]
+    for start, end in windows:
+        for partitions in ([guess], [p for p in range(count) if p != guess]):
+            for batch in read_window(config, topics.DECODED, start, end, partitions=partitions):
+                for m in batch:
+                    if m.key() == key and marker in (m.value() or b""):
+                        return m
     return None
 
 
@@ -245,13 +250,18 @@ def _follow_decoded(
             f"device {trace.device_id} is not wired in the registry now: its raw record is not looked for"
         )
     else:
-        candidates = _raw_candidates(config, wiring, stamp, stamp - skew, processed + timedelta(seconds=1))
+        end = processed + timedelta(seconds=1)
+        candidates = _raw_candidates(config, wiring, stamp, processed - _PROCESSING_LAG, end) or _raw_candidates(
+            config, wiring, stamp, stamp - skew, end
+        )
         if not candidates:
             trace.notes.append(
                 f"no record of controller {wiring[0]} at J{wiring[1]} position {wiring[2]} with this time in "
                 f"{topics.RAW} (retention, or the device was wired elsewhere when it sent)"
             )
-    batches = _batch_headers(config, processed) if candidates else []
+    batches = _batch_headers(config, processed, timedelta(seconds=1)) if candidates else []
+    if candidates and not any(b.holds(r.partition() or 0, r.offset() or 0) for b in batches for r in candidates):
+        batches = _batch_headers(config, processed, _BATCH_SPAN)
     chosen: Message | None = None
     batch: BatchTrace | None = None
     for raw in candidates:
@@ -327,10 +337,10 @@ def _raw_candidates(
     return []
 
 
-def _batch_headers(config: dict[str, str], processed: datetime) -> list[BatchTrace]:
+def _batch_headers(config: dict[str, str], processed: datetime, before: timedelta) -> list[BatchTrace]:
     """The batch headers of the processor transactions written shortly before `processed`, in every partition."""
     out = []
-    for batch in read_window(config, topics.DECODED, processed - _BATCH_SPAN, processed + timedelta(seconds=1)):
+    for batch in read_window(config, topics.DECODED, processed - before, processed + timedelta(seconds=1)):
         for m in batch:
             text = header(m.headers(), H_BATCH)
             if text is None:
