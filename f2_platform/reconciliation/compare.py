@@ -2,7 +2,8 @@
 
 Each raw record of the hour ends up in exactly one place, decided in this order:
 1. dead-lettered by the processor (a dead letter names its raw partition and offset) - whatever the current
-   registry says of it now; when the record decodes now, it counts as `rescuable` (a replay would store it);
+   registry says of it now; when the record decodes now and what it gives is not stored yet, it counts as
+   `rescuable` (a replay would store it);
 2. pending: at or past the processor's committed offset, not processed yet (a difference; likewise outputs
    at or past the sink's committed offsets, not stored yet);
 3. undecodable now but no dead letter: a difference (`no-dead-letter`);
@@ -116,7 +117,9 @@ def _place(res: ControllerResult, outcome: RawOutcome, data: HopData) -> None:
     if reason is not None:
         res.categories[DEAD_LETTERED] += 1
         res.dead_letters[reason] += 1
-        if outcome.reason is None and (outcome.readings or outcome.events):
+        decodes_now = outcome.reason is None and (outcome.readings or outcome.events)
+        # Unless a replay stored everything it gives already.
+        if decodes_now and not (outcome.readings <= data.stored_readings and outcome.events <= data.stored_events):
             res.rescuable += 1
         return
     if offset >= data.processed_below.get(partition, 0):

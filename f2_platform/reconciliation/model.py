@@ -74,7 +74,8 @@ class ControllerResult:
     raw_records: int = 0
     categories: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)  # by reason (processor's and sink's)
-    # Dead-lettered records the current registry would decode: a replay (19b) would rescue them.
+    # Dead-lettered records the current registry decodes and whose outputs are not stored yet: a replay
+    # (f2 deadletters replay) would rescue them.
     rescuable: int = 0
     readings_expected: int = 0
     readings_in_decoded_topic: int = 0

@@ -52,17 +52,19 @@ def test_every_record_accounted_for_passes_with_each_category_counted() -> None:
         outcome(4),  # decodes to nothing: ignored by rule
         outcome(5, B, reason="unknown-controller"),
         outcome(6, B, readings=[r(6)]),  # dead-lettered then, decodes now: rescuable
+        outcome(7, B, readings=[r(7)]),  # dead-lettered then, decodes now, replayed since: not rescuable
     ]
     found = {r(1), r(2)}
     results = reconcile(
-        data(outcomes, dead_letters={(0, 3): "crc", (0, 5): "unknown-controller", (0, 6): "unknown-controller"},
-             decoded_topic=found, stored_readings=found, events_topic={e(3)}, stored_events={e(3)})
+        data(outcomes, dead_letters={(0, 3): "crc", (0, 5): "unknown-controller", (0, 6): "unknown-controller",
+                                     (0, 7): "unknown-controller"},
+             decoded_topic=found, stored_readings=found | {r(7)}, events_topic={e(3)}, stored_events={e(3)})
     )  # fmt: skip
     a, b = results[A], results[B]
     assert a.passed and b.passed
     assert (a.categories[m.STORED], a.categories[m.DEAD_LETTERED], a.categories[m.IGNORED]) == (2, 1, 1)
     assert (a.readings_expected, a.readings_stored, a.events_expected, a.events_stored) == (2, 2, 1, 1)
-    assert dict(b.dead_letters) == {"unknown-controller": 2} and b.rescuable == 1
+    assert dict(b.dead_letters) == {"unknown-controller": 3} and b.rescuable == 1
     assert a.counts()["raw_records"] == a.counts()["bridge_counted"] == 4
 
 

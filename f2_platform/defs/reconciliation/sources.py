@@ -169,6 +169,9 @@ def gather(
             event = event_key(record.value() or b"")
             if event is not None and event in expected_events and event not in events_at:
                 events_at[event] = _coordinates(record)
+    rescued = [o for o in outcomes if (o.partition, o.offset) in dead_letters and o.reason is None]
+    rescue_readings: set[ReadingKey] = set().union(*(o.readings for o in rescued)) if rescued else set()
+    rescue_events: set[EventKey] = set().union(*(o.events for o in rescued)) if rescued else set()
     sink_decoded = kafka.committed_offsets(topics.GROUP_SINK, topics.DECODED) if decoded_at else {}
     sink_events = kafka.committed_offsets(topics.GROUP_SINK, topics.EVENTS) if events_at else {}
 
@@ -179,8 +182,9 @@ def gather(
         dead_letters=dead_letters,
         decoded_topic=set(decoded_at),
         events_topic=set(events_at),
-        stored_readings=stored_readings(timescale, set(decoded_at)),
-        stored_events=stored_events(timescale, set(events_at)),
+        # Also the outputs of dead-lettered records that decode now: stored already (a replay) or rescuable.
+        stored_readings=stored_readings(timescale, set(decoded_at) | rescue_readings),
+        stored_events=stored_events(timescale, set(events_at) | rescue_events),
         sink_dead_readings=sink_dead_readings,
         sink_dead_events=sink_dead_events,
         sink_pending_readings={k for k, (p, o) in decoded_at.items() if o >= (sink_decoded.get(p) or 0)},
