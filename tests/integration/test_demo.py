@@ -15,6 +15,7 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -166,13 +167,19 @@ def test_the_demo_instance_holds_the_hours_checks_and_report(demo: Demo) -> None
         html = Path(str(materialization.metadata["report_html"].value))
         sidecar = Path(str(materialization.metadata["report_json"].value))
     assert html.exists() and html.parent == demo.state_dir / "reports" / "data-quality"
-    assert html.read_text().count('src="data:image/png;base64,') == 4
+    # Four charts of readings and four of the day's events.
+    assert html.read_text().count('src="data:image/png;base64,') == 8
     report = json.loads(sidecar.read_text())
     ledger = Path(str(_record(demo)["ledger"]))
     frame_readings = sum(
         len(m["readings"]) for m in map(json.loads, ledger.read_text().splitlines()) if "/sensor-mode/" in m["topic"]
     )
     assert report["day"] == day and report["summary"]["readings"] == frame_readings
+    # The events section counts the history's events: the ledger's, all on that day.
+    kinds = Counter(str(e["kind"]) for e in ledger_events([ledger]))
+    assert {k: report["events"]["by_kind"][k] for k in ("state", "access", "indicator")} == {
+        k: kinds[k] for k in ("state", "access", "indicator")
+    }
     assert report["summary"]["low_completeness_hours"] == SENSORS * 21  # the 21 hours before the history
     assert f"data_quality_report {day}: {html}" in demo.output
 
