@@ -113,6 +113,28 @@ def test_identities_are_stable_where_the_daemon_needs_it() -> None:
     assert workload("sink")["kind"] == "Deployment"
 
 
+def test_the_bridge_reads_the_broker_over_tls_with_its_client_certificate() -> None:
+    # As the encrypted-hops test runs it: TLS to the broker's device listener, the broker verified with the
+    # platform CA, the bridge known by its certificate; its egress is that port only, never the clear one.
+    pod = workload("bridge")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["F2_MQTT_TLS"] == "true"
+    assert "F2_MQTT_PASSWORD_FILE" not in env and "F2_MQTT_USERNAME" not in env
+    for setting in ("F2_CA_CERT", "F2_MQTT_TLS_CERT", "F2_MQTT_TLS_KEY"):
+        path = env[setting]
+        assert path is not None, setting
+        mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        secret = find("Secret", volume["secret"]["secretName"])
+        assert path.rsplit("/", 1)[1] in secret["stringData"], f"{setting} points nowhere"
+        assert volume["secret"]["defaultMode"] == 0o440
+    tls_port = int(find("ConfigMap", "f2-connections")["data"]["F2_MQTT_TLS_PORT"])
+    egress = {doc["metadata"]["name"]: doc for doc in all_resources() if doc["kind"] == "NetworkPolicy"}
+    ports = {p["port"] for rule in egress["bridge-egress"]["spec"]["egress"] for p in rule["ports"]}
+    assert tls_port in ports and 1883 not in ports
+
+
 def test_replicas_follow_partition_counts() -> None:
     init = find("Job", "f2-init")
     env = {e["name"]: e.get("value") for e in init["spec"]["template"]["spec"]["containers"][0]["env"]}
