@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -59,10 +59,52 @@ def stack() -> Iterator[Stack]:
         yield s
 
 
+# --- Stacks few tests need: up from their first user to their last, not for the rest of the session -------
+# A three-node Kafka cluster or a second stack idle for half an hour takes memory and CPU from every other test
+# on a two-core machine. Their users are moved next to each other at collection (the cluster's are in three
+# modules), and the stack goes down after the last one's teardown; the session's end then finds it closed.
+_EARLY_STACKS = ("cluster_stack", "tls_stack")
+_open_stacks: dict[str, ExitStack] = {}
+_last_users: dict[str, str] = {}
+
+
+@contextmanager
+def _stack_until_last_user(name: str, stack: AbstractContextManager[Stack]) -> Iterator[Stack]:
+    with ExitStack() as closing:
+        _open_stacks[name] = closing
+        try:
+            yield closing.enter_context(stack)
+        finally:
+            _open_stacks.pop(name, None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for name in _EARLY_STACKS:
+        users = [item for item in items if name in getattr(item, "fixturenames", ())]
+        if not users:
+            continue
+        # Before the first user in the module holding the last one (the module with most of them keeps its order).
+        last_module = users[-1].nodeid.split("::")[0]
+        anchor = next(item for item in users if item.nodeid.split("::")[0] == last_module)
+        moved = [item for item in users if item.nodeid.split("::")[0] != last_module]
+        rest = [item for item in items if item not in moved]
+        at = rest.index(anchor)
+        items[:] = rest[:at] + moved + rest[at:]
+        _last_users[name] = users[-1].nodeid
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield  # the item's fixtures (its module's, when the next item is elsewhere) are torn down first
+    for name, nodeid in _last_users.items():
+        if item.nodeid == nodeid and name in _open_stacks:
+            _open_stacks.pop(name).close()
+
+
 # --- Kafka as a three-node KRaft cluster (replication factor 3, min.insync.replicas 2) ---------------------
 @pytest.fixture(scope="session")
 def cluster_stack() -> Iterator[Stack]:
-    with hermetic_stack("f2-test-cluster-", kafka_brokers=3) as s:
+    with _stack_until_last_user("cluster_stack", hermetic_stack("f2-test-cluster-", kafka_brokers=3)) as s:
         yield s
 
 
@@ -81,7 +123,7 @@ def cluster_env(cluster_stack: Stack) -> dict[str, str]:
 def tls_stack() -> Iterator[Stack]:
     """A stack whose Kafka speaks SASL_SSL (broker certificate from the stack's PKI); its environment names the
     CA in F2_KAFKA_SSL_CA_LOCATION, so daemons started with `tls_env` connect over TLS."""
-    with hermetic_stack("f2-test-tls-", kafka_tls=True) as s:
+    with _stack_until_last_user("tls_stack", hermetic_stack("f2-test-tls-", kafka_tls=True)) as s:
         yield s
 
 
