@@ -140,7 +140,10 @@ class Bridge:
         self._uncounted: dict[int, bytes] = {}  # batch -> its counts record, until Kafka confirms it
         self._counts_to_send: list[int] = []  # batches whose counts record is still to be produced (again)
         self._counted_below = _ALL_COUNTED
-        self._deferred: list[tuple[int, int, int]] = []  # (batch, connection, packet id) delivered, not counted
+        # batch -> (connection, packet id) of its messages delivered before its counts record was confirmed. By
+        # batch, so a confirmation acknowledges whole batches: scanning every waiting message at each of them
+        # cost O(messages in flight) per batch and, at full load, starved the loop (bench, bridge stage).
+        self._deferred: dict[int, list[tuple[int, int]]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, stack: ExitStack) -> None:
@@ -307,15 +310,16 @@ class Bridge:
             log.warning("Kafka delivery of a counts record failed (%s); retrying", err)
             self._counts_to_send.append(batch)
             return
-        del self._uncounted[batch]
-        self._counted_below = min(self._uncounted) if self._uncounted else _ALL_COUNTED
-        if self._deferred:
-            below, waiting, self._deferred = self._counted_below, self._deferred, []
-            for item in waiting:
-                if item[0] < below:
-                    self._ack(item[1], item[2])
-                else:
-                    self._deferred.append(item)
+        uncounted = self._uncounted
+        del uncounted[batch]
+        # Batches enter _uncounted in increasing order and only leave it: its first key is its smallest.
+        self._counted_below = below = next(iter(uncounted)) if uncounted else _ALL_COUNTED
+        deferred = self._deferred
+        if deferred:
+            ack = self._ack
+            for ready in [b for b in deferred if b < below]:
+                for connection, packet_id in deferred.pop(ready):
+                    ack(connection, packet_id)
 
     def _produce_redacted(self, msg: Publish, key: str | None, received_at: bytes, on_delivery: partial[None]) -> None:
         """A reader's message: its payload's credential-free form, never the payload (BufferError as produce)."""
@@ -380,7 +384,11 @@ class Bridge:
             if batch < self._counted_below:
                 self._ack(connection, packet_id)
             else:
-                self._deferred.append((batch, connection, packet_id))
+                waiting = self._deferred.get(batch)
+                if waiting is None:
+                    self._deferred[batch] = [(connection, packet_id)]
+                else:
+                    waiting.append((connection, packet_id))
 
     def _count_delivered(self) -> None:
         now = time.monotonic()
