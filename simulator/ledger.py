@@ -71,7 +71,16 @@ class Ledger:
     def write(self, topic: str, payload: bytes, readings: list[Reading], events: Sequence[LedgerEvent] = ()) -> None:
         if self._fh is None:
             return
-        line = json.dumps({"topic": topic, "payload": payload.decode(), "readings": readings, "events": list(events)})
+        # acked_at: when the broker's acknowledgement arrived (the ledger is written then), Unix seconds.
+        line = json.dumps(
+            {
+                "topic": topic,
+                "payload": payload.decode(),
+                "readings": readings,
+                "events": list(events),
+                "acked_at": round(time.time(), 3),
+            }
+        )
         with self._lock:
             self._fh.write(line + "\n")
 

@@ -65,14 +65,13 @@ MOSQUITTO_BROKER: Final[tuple[Directive, ...]] = (
     Directive(
         "autosave_interval",
         1,
-        "With autosave_on_changes: save the session store after every change, i.e. at the end of each pass of\n"
-        "the broker's event loop that stored a message or changed a subscription (Mosquitto saves nowhere else\n"
-        "but at shutdown). A message is acknowledged to its publisher in the pass that stores it, before that\n"
-        "pass's save, so a crash (SIGKILL, OOM) loses at most the messages of the pass it interrupts: one\n"
-        "PUBLISH per publisher connection (a few more over TLS, when one read decrypts several). Saving once a\n"
-        "second instead lost up to a second of acknowledged messages (docs/guarantees.md, measured).",
+        "Save the session store every second: a crash (SIGKILL, OOM) loses at most the messages acknowledged\n"
+        "to their publishers in the last second that the bridge had not yet received. Saving after every pass\n"
+        "of the event loop (autosave_on_changes true) makes that window one PUBLISH per connection, but each\n"
+        "save rewrites the whole store: under load the broker spent its time saving and stopped acknowledging\n"
+        "(f2 bench, bridge stage: 2,131 of 8,843 publishes unacknowledged; docs/guarantees.md, measured).",
     ),
-    Directive("autosave_on_changes", True),
+    Directive("autosave_on_changes", False),
     Directive(
         "max_queued_messages",
         0,
