@@ -115,9 +115,11 @@ def test_no_client_certificate_on_the_device_listener_is_refused(stack: Stack) -
     assert "F2_MQTT_TLS_CERT" in str(exc)
 
 
-def test_a_revoked_client_certificate_is_refused(stack: Stack) -> None:
+def test_a_revoked_client_certificate_is_refused(reload_stack: Stack) -> None:
     # Mosquitto 2.0 grants every subscription and applies its ACL file only on delivery, so an account
     # without read rights is never refused (it receives nothing); a revoked certificate is refused at once.
+    # On a stack of its own: the reload (SIGHUP) can crash Mosquitto 2.0.11 later (tests/conftest.py).
+    stack = reload_stack
     mac = "00000000fee3"
     ca = stack.mosquitto.pki()
     issued = ca.issue_device(mac)

@@ -164,7 +164,9 @@ def test_connections_without_a_valid_certificate_are_refused(migrated, ca, stack
     assert not any(not getattr(rc, "is_failure", True) for rc in got), "plaintext was accepted on the TLS port"
 
 
-def test_a_revoked_certificate_is_refused_after_the_broker_reloads(migrated, ca, stack) -> None:
+def test_a_revoked_certificate_is_refused_after_the_broker_reloads(reload_stack: Stack) -> None:
+    # On a stack of its own: the reload (SIGHUP) can crash Mosquitto 2.0.11 later (tests/conftest.py).
+    stack, migrated, ca = reload_stack, reload_stack.env_settings(), reload_stack.mosquitto.pki()
     mac = "aabbccddee03"
     victim = ca.issue_device(mac, days=30)
     keeper = ca.issue_device("aabbccddee04", days=30)
