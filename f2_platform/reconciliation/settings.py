@@ -30,5 +30,8 @@ class ReconciliationSettings(BaseSettings):
         "raw records are looked for up to this long after its end.",
     )
     differences_listed: int = Field(
-        500, ge=1, description="At most this many differences per hour are stored and shown; all are counted."
+        500,
+        ge=1,
+        description="At most this many differences per controller and hour are stored, and per hour shown in the "
+        "check's metadata (taken in turn from each controller); all are counted.",
     )

@@ -38,7 +38,22 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::json
 
 
 def listed_differences(results: dict[str, ControllerResult], limit: int) -> list[Difference]:
-    return [d for r in results.values() for d in r.differences][:limit]
+    """At most `limit` differences, taken in turn from each controller that has some: one controller's flood
+    (a fleet that never went through a bridge, say) hides no other controller's differences."""
+    queues = [iter(r.differences) for r in results.values() if r.differences]
+    out: list[Difference] = []
+    while queues and len(out) < limit:
+        still = []
+        for queue in queues:
+            difference = next(queue, None)
+            if difference is None:
+                continue
+            out.append(difference)
+            still.append(queue)
+            if len(out) == limit:
+                break
+        queues = still
+    return out
 
 
 def write_results(
@@ -48,14 +63,13 @@ def write_results(
     registry_version: int | None,
     limit: int,
 ) -> None:
-    """Replaces the hour's rows in one transaction; at most `limit` differences are kept in the lists."""
-    left = limit
+    """Replaces the hour's rows in one transaction; each controller's row lists at most `limit` differences (a
+    limit per hour would let the controllers listed first use it up and show the others' as none)."""
     with timescale.connect(autocommit=False) as conn:
         conn.execute("DELETE FROM reconciliation_results WHERE hour = %s", (hour_start,))
         for controller, result in results.items():
             counts = result.counts()
-            listed = [d.row() for d in result.differences[: max(left, 0)]]
-            left -= len(listed)
+            listed = [d.row() for d in result.differences[:limit]]
             conn.execute(
                 _INSERT,
                 (
