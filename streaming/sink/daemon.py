@@ -134,7 +134,8 @@ class Sink:
         self.pending: list[Message] = []
         self._batch_started = 0.0
         self._db_ok = False
-        self._assigned: set[int] = set()
+        # (topic, partition): the sink reads f2.decoded and f2.events, whose partitions share their numbers.
+        self._assigned: set[tuple[str, int]] = set()
         self._in = MESSAGES_IN.labels(DAEMON)
         self._out = MESSAGES_OUT.labels(DAEMON)
         self._todo: queue.Queue[Batch | None] = queue.Queue(maxsize=max(1, settings.pipeline_depth))
@@ -215,7 +216,7 @@ class Sink:
             "database": "ok" if self._db_ok else "unavailable",
             "pending": len(self.pending),
             "batches_in_flight": self._in_flight,
-            "assigned_partitions": sorted(self._assigned),
+            "assigned_partitions": [f"{topic}:{partition}" for topic, partition in sorted(self._assigned)],
             "native_copy": NATIVE,
             "input_drained": self._drained,
         }
@@ -235,12 +236,12 @@ class Sink:
             self.db.close()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned |= {p.partition for p in partitions}
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
         for p in partitions:
             self._positions.pop((p.topic, p.partition), None)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned -= {p.partition for p in partitions}
+        self._assigned -= {(p.topic, p.partition) for p in partitions}
         # Store and commit what we hold before another sink takes these partitions over.
         self.flush()
 

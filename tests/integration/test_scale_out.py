@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from streaming.kafka import topics
 from tests.integration.test_reconciliation import assert_reconciled, run_fleet
 from tests.pipeline import Pipeline, env_without_proxy
 from tests.realtime import wait_for
@@ -21,15 +22,21 @@ def pipeline2(migrated, stack_env, tmp_path_factory):
         p.stop()
 
 
-def _assignments(p: Pipeline, kind: str) -> list[set[int]]:
+def _assignments(p: Pipeline, kind: str) -> list[set[int | str]]:
+    """What each daemon of `kind` holds: partitions of f2.raw (processors), `topic:partition` (sinks)."""
     return [set(d.healthz()[1].get("assigned_partitions", [])) for d in p.daemons if d.kind == kind]
 
 
 def test_two_processors_and_two_sinks_share_the_work(migrated, stack, stack_env, pipeline2, tmp_path) -> None:
-    partitions = set(range(stack.settings.kafka_partitions))
-    for kind in ("processor", "sink"):
+    numbers = range(stack.settings.kafka_partitions)
+    # The processors share f2.raw; the sinks f2.decoded and f2.events, whose partitions share their numbers.
+    wanted: dict[str, set[int | str]] = {
+        "processor": set(numbers),
+        "sink": {f"{topic}:{n}" for topic in (topics.DECODED, topics.EVENTS) for n in numbers},
+    }
+    for kind, partitions in wanted.items():
 
-        def split(kind: str = kind) -> bool:
+        def split(kind: str = kind, partitions: set[int | str] = partitions) -> bool:
             a, b = _assignments(pipeline2, kind)
             return bool(a) and bool(b) and not (a & b) and (a | b) == partitions
 
