@@ -209,7 +209,7 @@ class Bridge:
                 "%d records not confirmed by Kafka at shutdown; the broker will redeliver them",
                 len(producer) + len(self._backlog),
             )
-        session.close()
+        session.close(end_session=self.settings.end_session_on_exit)
 
     def health(self) -> tuple[bool, dict[str, object]]:
         ok = self.session is not None and self.session.connected

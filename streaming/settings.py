@@ -102,6 +102,11 @@ class BridgeSettings(BaseSettings):
     # The MQTT session is persistent: a restarted bridge must come back with the same client id.
     client_id: str = f"f2-bridge-{_HOST}-0"
     session_expiry_s: int = 7 * 24 * 3600
+    # A graceful stop ends the session (DISCONNECT with session expiry 0) instead of leaving it on the broker.
+    # Mosquitto deals a share of the shared subscription's messages to every session subscribed, connected or
+    # not, until it expires: a run that leaves for good (the bench's bridge) must not take later traffic. Not
+    # for a production bridge: what the broker still holds for the session at that moment is discarded.
+    end_session_on_exit: bool = False
     keepalive_s: int = 30
     metrics_port: int = 9101
     max_inflight: int = 1000

@@ -59,6 +59,29 @@ def publish(conn: ConnectionSettings, messages: list[tuple[str, bytes]]) -> None
         client.loop_stop()
 
 
+def session_present(conn: ConnectionSettings, client_id: str) -> bool:
+    """Whether the broker still holds a session for `client_id`: paho resumes it (clean start off) and reads
+    the CONNACK's Session Present flag; its own connection leaves with session expiry 0."""
+    flags: list[bool] = []
+    connected = threading.Event()
+
+    def on_connect(c: mqtt.Client, u: object, f: mqtt.ConnectFlags, rc: object, p: object) -> None:
+        flags.append(f.session_present)
+        connected.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(conn.mqtt_username, conn.mqtt_password)
+    client.on_connect = on_connect
+    client.connect(conn.mqtt_host, conn.mqtt_port, clean_start=False)
+    client.loop_start()
+    try:
+        assert connected.wait(10), f"the broker did not accept {client_id}"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return flags[0]
+
+
 class TopicReader:
     """Reads a Kafka topic from its end as of creation (read_committed), for asserting what the daemons wrote."""
 

@@ -225,11 +225,13 @@ class MqttSession:
         del self._out[:sent]
         self._last_sent = self._clock()
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Send the due PUBACKs and DISCONNECT (the session stays on the broker), then close the socket."""
+    def close(self, timeout: float = 2.0, end_session: bool = False) -> None:
+        """Send the due PUBACKs and DISCONNECT, then close the socket. The session stays on the broker unless
+        `end_session`: then the DISCONNECT sets its expiry to 0 and the broker discards it with whatever it
+        still holds for it."""
         if self.state is State.CONNECTED and self._sock is not None:
             self.flush()
-            self._out += disconnect_packet()
+            self._out += disconnect_packet(session_expiry_s=0 if end_session else None)
             try:
                 self._sock.settimeout(timeout)
                 self._sock.sendall(self._out)

@@ -242,8 +242,12 @@ def puback_packets(packet_ids: Iterable[int]) -> bytes:
     return b"".join([pack(PUBACK, 2, pid) for pid in packet_ids])
 
 
-def disconnect_packet(reason_code: int = 0) -> bytes:
-    """DISCONNECT; Normal disconnection (0) takes the two-byte short form."""
+def disconnect_packet(reason_code: int = 0, session_expiry_s: int | None = None) -> bytes:
+    """DISCONNECT; Normal disconnection (0) takes the two-byte short form. `session_expiry_s` replaces the
+    session expiry the CONNECT gave (v5 3.14.2.2.2): 0 makes the broker discard the session now."""
+    if session_expiry_s is not None:
+        properties = struct.pack("!BI", PROP_SESSION_EXPIRY_INTERVAL, session_expiry_s)
+        return bytes((DISCONNECT, 2 + len(properties), reason_code, len(properties))) + properties
     return b"\xe0\x00" if reason_code == 0 else bytes((DISCONNECT, 2, reason_code, 0))
 
 

@@ -13,6 +13,7 @@ import pytest
 from bench.config import ALL_STAGES, BenchConfig
 from bench.report import JSON_NAME, LATENCY_PNG, MARKDOWN_NAME, THROUGHPUT_PNG
 from bench.runner import run_bench
+from tests.realtime import session_present
 
 pytestmark = [pytest.mark.integration]
 
@@ -37,6 +38,10 @@ def test_every_stage_runs_and_reconciles(stack, migrated, tmp_path) -> None:
     result = run_bench(config, say=print, stack=stack)
 
     assert [s.name for s in result.stages] == list(ALL_STAGES)
+    # The bench's bridges ended their sessions: none takes a share of the next test's messages.
+    assert [session_present(migrated, f"f2-bridge-bench-{i}") for i in range(config.bridges)] == [
+        False
+    ] * config.bridges
     assert result.machine["cpu_probe_s_at_start"] > 0
     for stage in result.stages:
         assert stage.error is None, f"{stage.name}: {stage.error}"
@@ -153,6 +158,9 @@ def test_the_end_to_end_stage_runs_on_the_kafka_cluster(cluster_stack, cluster_m
     result = run_bench(config, say=print, stack=cluster_stack)
 
     assert result.config["kafka_brokers"] == 3
+    assert [session_present(cluster_migrated, f"f2-bridge-bench-{i}") for i in range(config.bridges)] == [
+        False
+    ] * config.bridges
     (e2e,) = result.stages
     assert e2e.error is None, e2e.error
     assert e2e.reconciliations and all(rec.ok for rec in e2e.reconciliations.values())

@@ -18,7 +18,7 @@ from streaming.mqtt.session import MqttSession, SessionOptions, State
 from streaming.mqtt.wire import Publish
 from streaming.settings import ConnectionSettings
 from tests.pipeline import end_mqtt_session
-from tests.realtime import publish
+from tests.realtime import publish, session_present
 
 TOPIC = "tele/f2-00000000fee1/c1/p1/sensor-1"
 
@@ -166,3 +166,18 @@ def test_a_session_the_broker_discarded_is_warned_and_counted_on_the_reconnect(
         },
         client_id,
     )
+
+
+@pytest.mark.parametrize("end_session", [False, True])
+def test_a_close_that_ends_the_session_leaves_none_on_the_broker(
+    migrated: ConnectionSettings, caplog: pytest.LogCaptureFixture, end_session: bool
+) -> None:
+    caplog.set_level(logging.INFO, logger="f2.mqtt")
+    client_id = f"test-end-{uuid.uuid4().hex[:8]}"
+    session = MqttSession(options(migrated, client_id))
+    try:
+        subscribed(session, caplog)
+    finally:
+        session.close(end_session=end_session)
+    # The session expiry of options() is 30 s: only a DISCONNECT that ended it leaves nothing to resume.
+    assert session_present(migrated, client_id) is not end_session

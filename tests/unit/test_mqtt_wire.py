@@ -122,6 +122,9 @@ def test_pingreq_and_disconnect() -> None:
     assert h("c0 00") == PINGREQ_PACKET
     assert disconnect_packet() == h("e0 00")
     assert disconnect_packet(0x04) == h("e0 02 04 00")
+    # Reason 0, properties length 5: Session Expiry Interval (0x11), four bytes.
+    assert disconnect_packet(session_expiry_s=0) == h("e0 07 00 05 11 00 00 00 00")
+    assert disconnect_packet(0x04, session_expiry_s=300) == h("e0 07 04 05 11 00 00 01 2c")
 
 
 # --- decoder ------------------------------------------------------------------------------------------------
