@@ -143,6 +143,14 @@ def _max_phase(run: Run, result: StageResult, m: Monitor, daemons: list[DaemonPr
     pubs.finish()
     if pubs.failures():
         raise RuntimeError("a load generator failed (see the bench output)")
+    if m.value_at("sink.out", we) <= m.value_at("sink.out", ws):
+        # The closed loop moves in steps of what the sink commits: a window shorter than one step measures a
+        # rate of nothing, which is no figure of the pipeline (nor a reason to skip the latency levels silently).
+        raise RuntimeError(
+            f"the sinks committed nothing in the {cfg.duration_s:g} s measured window after "
+            f"{cfg.warmup_s:g} s of warm-up: with {cfg.backlog_frames:,} frames in flight the pipeline committed "
+            "slower than once per window; run with a longer --duration (and --warmup)"
+        )
     messages_rate = m.rate("sink.out", ws, we) / rpm
     frames_rate = messages_rate * run.frame_share
     result.window = (ws, we)
