@@ -488,7 +488,7 @@ def compose_configs() -> dict[str, str]:
     acl = mosquitto_acl(
         COMPOSE_MQTT_ACCOUNTS,
         header=(
-            f"Who may do what (DOMAIN.md topics).\n{_GENERATED}\n"
+            f"Who may do what (the topics of docs/domain.md).\n{_GENERATED}\n"
             "Mosquitto checks a shared subscription against its topic filter, so $share/f2-bridge/tele/+/+/+/+ "
             "is\nallowed by `topic read tele/#`."
         ),
