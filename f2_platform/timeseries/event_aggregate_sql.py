@@ -26,6 +26,12 @@ class EventLevel:
     counts_table: str
     activity_table: str
 
+    @property
+    def aggregate(self) -> str:
+        """Its name in aggregate_invalidations, where late events log the windows they changed (timeseries
+        migration 0010) and a run consumes them: events_hourly, events_daily (the assets' names)."""
+        return f"events_{self.name}"
+
 
 HOURLY = EventLevel("hourly", timedelta(hours=1), "event_counts_hourly", "event_activity_hourly")
 DAILY = EventLevel("daily", timedelta(days=1), "event_counts_daily", "event_activity_daily")
@@ -52,7 +58,11 @@ ACTIVITY_KEY = ("controller_mac", "connector", "component")
 ACTIVITY_METRICS = ACTIVITY_COLUMNS[5:]
 
 # Serialises recomputations of one table's windows (a re-run racing a scheduled run of the same partition).
-LOCK = "SELECT pg_advisory_xact_lock(hashtext('f2-event-aggregate'), hashtext(%(table)s))"
+# One run at a time per level, held across its transaction and taken before it: a run waiting for another then
+# reads a snapshot taken after that one committed, never rows it rewrote (a concurrent-update error in
+# REPEATABLE READ).
+LOCK = "SELECT pg_advisory_lock(hashtext('f2-event-aggregate'), hashtext(%(table)s))"
+UNLOCK = "SELECT pg_advisory_unlock(hashtext('f2-event-aggregate'), hashtext(%(table)s))"
 
 # Events of the window per component, kind and state.
 FRESH_COUNTS = """

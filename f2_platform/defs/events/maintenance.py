@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+import psycopg
 
 from f2_platform.defs.resources import TimescaleResource
 from f2_platform.timeseries import event_aggregate_sql as q
+from f2_platform.timeseries.aggregate_sql import CONSUME_INVALIDATIONS_IN_WINDOW
 
 
 @dataclass
@@ -23,6 +25,8 @@ class EventWindowResult:
     activity_rows: int = 0
     rows_written: int = 0
     rows_zeroed: int = 0
+    # Entries of aggregate_invalidations the run's snapshot saw in its window (late events), now consumed.
+    late_writes: int = 0
     totals: dict[str, float] = field(default_factory=dict)
     by_kind_state: list[tuple[str, str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -37,6 +41,7 @@ class EventWindowResult:
             "count_rows": self.count_rows,
             "rows_written": self.rows_written,
             "rows_zeroed": self.rows_zeroed,
+            "late_writes_consumed": self.late_writes,
             "events": int(t.get("events", 0)),
             "access_attempts": int(t.get("access_attempts", 0)),
             "door_openings": int(t.get("open_count", 0)),
@@ -100,19 +105,14 @@ def maintain_event_window(
                 "of this window are kept"
             )
         else:
-            with conn.transaction():
-                # One snapshot for reading the events and writing both tables.
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                for table in (level.counts_table, level.activity_table):
-                    conn.execute(q.LOCK, {"table": table})
-                conn.execute(q.FRESH_COUNTS, params)
-                conn.execute(q.FRESH_ACTIVITY, params)
-                for table, fresh, columns, key, metrics in (
-                    (level.counts_table, "fresh_counts", q.COUNT_COLUMNS, q.COUNT_KEY, ("events",)),
-                    (level.activity_table, "fresh_activity", q.ACTIVITY_COLUMNS, q.ACTIVITY_KEY, q.ACTIVITY_METRICS),
-                ):
-                    result.rows_written += conn.execute(q.upsert(table, fresh, columns, key), params).rowcount
-                    result.rows_zeroed += conn.execute(q.zero_missing(table, fresh, key, metrics), params).rowcount
+            tables = (level.counts_table, level.activity_table)
+            for table in tables:
+                conn.execute(q.LOCK, {"table": table})
+            try:
+                _recompute(conn, level, params, result)
+            finally:
+                for table in reversed(tables):
+                    conn.execute(q.UNLOCK, {"table": table})
         row = conn.execute(q.window_totals(level), params).fetchone()
         if row is not None:
             result.activity_rows = int(row[0])
@@ -122,6 +122,27 @@ def maintain_event_window(
         result.by_kind_state = [(str(k), str(s), int(n)) for k, s, n, _ in counts]
         result.count_rows = sum(int(rows) for *_, rows in counts)
     return result
+
+
+def _recompute(
+    conn: psycopg.Connection, level: q.EventLevel, params: dict[str, Any], result: EventWindowResult
+) -> None:
+    with conn.transaction():
+        # One snapshot for reading the events, writing both tables and consuming the window's late writes.
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(q.FRESH_COUNTS, params)
+        conn.execute(q.FRESH_ACTIVITY, params)
+        for table, fresh, columns, key, metrics in (
+            (level.counts_table, "fresh_counts", q.COUNT_COLUMNS, q.COUNT_KEY, ("events",)),
+            (level.activity_table, "fresh_activity", q.ACTIVITY_COLUMNS, q.ACTIVITY_KEY, q.ACTIVITY_METRICS),
+        ):
+            result.rows_written += conn.execute(q.upsert(table, fresh, columns, key), params).rowcount
+            result.rows_zeroed += conn.execute(q.zero_missing(table, fresh, key, metrics), params).rowcount
+        # What late events logged in the window up to this snapshot is now in the tables; what a transaction
+        # logs after it stays for the late-data sensor.
+        result.late_writes = conn.execute(
+            CONSUME_INVALIDATIONS_IN_WINDOW, {**params, "aggregate": level.aggregate}
+        ).rowcount
 
 
 def maintain_event_range(
@@ -139,6 +160,7 @@ def maintain_event_range(
         total.activity_rows += one.activity_rows
         total.rows_written += one.rows_written
         total.rows_zeroed += one.rows_zeroed
+        total.late_writes += one.late_writes
         total.notes += one.notes
         for name, value in one.totals.items():
             if name == "longest_open_s":
