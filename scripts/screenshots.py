@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
     "--no-proxy-server",
 ]
 VIEWPORT: ViewportSize = {"width": 1600, "height": 1000}
-GRAPH_VIEWPORT: ViewportSize = {"width": 2200, "height": 1400}
+GRAPH_VIEWPORT: ViewportSize = {"width": 2200, "height": 2000}
 REPORT_VIEWPORT: ViewportSize = {"width": 1400, "height": 1250}
 WAIT_MS = 120_000  # the code location may still be loading when the demo has just started
 EXPANDED_GROUPS = ("streaming", "aggregates", "data_quality", "storage_policy")
