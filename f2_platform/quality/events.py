@@ -126,7 +126,11 @@ ORDER BY a.bucket, a.controller_mac, a.connector, a.component
 
 
 def events_frame(ts: Timeseries, window: CheckWindow) -> pd.DataFrame:
-    frame = ts.fetch_df(WINDOW_EVENTS, {"start": window.start, "end": window.end})
+    return typed_events(ts.fetch_df(WINDOW_EVENTS, {"start": window.start, "end": window.end}))
+
+
+def typed_events(frame: pd.DataFrame) -> pd.DataFrame:
+    """device_events rows with the dtypes the events schema expects, whatever the driver made of them."""
     if frame.empty:
         frame = pd.DataFrame(columns=list(EVENT_COLUMNS))
     frame = typed(frame, ints=["connector"], floats=["previous_duration_s", "credential_length"], times=["time"])

@@ -69,7 +69,7 @@ def _kind_fits_component(frame: pd.DataFrame) -> pd.Series:
 def _credential_fits(frame: pd.DataFrame) -> pd.Series:
     access = frame["kind"] == "access"
     fingerprint = frame["credential_fingerprint"].fillna("").astype(str)
-    well_formed = fingerprint.map(lambda f: bool(FINGERPRINT.match(f)))
+    well_formed = fingerprint.str.fullmatch(FINGERPRINT).astype(bool)
     length = frame["credential_length"]
     return (access & well_formed & (length.fillna(0) > 0)) | (
         ~access & frame["credential_fingerprint"].isna() & length.isna()
@@ -79,7 +79,8 @@ def _credential_fits(frame: pd.DataFrame) -> pd.Series:
 def _indicator_fits(frame: pd.DataFrame) -> pd.Series:
     indicator = frame["kind"] == "indicator"
     hex_text = frame["indicator_hex"].fillna("").astype(str)
-    return (indicator & hex_text.map(lambda h: bool(INDICATOR.match(h)))) | (~indicator & frame["indicator_hex"].isna())
+    well_formed = hex_text.str.fullmatch(INDICATOR).astype(bool)
+    return (indicator & well_formed) | (~indicator & frame["indicator_hex"].isna())
 
 
 def events_schema(start: datetime, end: datetime, as_of: datetime, future_tolerance: timedelta) -> pa.DataFrameSchema:
