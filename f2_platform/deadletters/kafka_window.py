@@ -48,6 +48,8 @@ def read_window(
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1] for p in wanted}
         located = consumer.offsets_for_times([TopicPartition(topic, p, _ms(start)) for p in wanted], timeout=timeout_s)
         begin = {tp.partition: tp.offset for tp in located if 0 <= tp.offset < ends[tp.partition]}
+        if not begin:
+            return  # no record at or after `start` (and librdkafka refuses an empty offsets_for_times)
         if end is not None:
             # The first offset at or after `end` bounds each partition (timestamps of one producer only grow).
             stops = consumer.offsets_for_times([TopicPartition(topic, p, _ms(end)) for p in begin], timeout=timeout_s)
