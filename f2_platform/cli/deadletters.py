@@ -14,6 +14,7 @@ import click
 from f2_platform.cli.params import DURATION, MOMENT
 from f2_platform.errors import F2Error
 from streaming.errors import REASONS
+from streaming.mqtt.topic import parse_mac
 
 if TYPE_CHECKING:
     from f2_platform.deadletters.replay import ReplayFilter
@@ -40,10 +41,10 @@ def _filter(
     from f2_platform.deadletters.replay import ReplayFilter
 
     begin, finish = _window(since, start, end)
-    macs = frozenset(c.strip().lower().replace(":", "") for c in controllers)
-    bad = sorted(m for m in macs if len(m) != 12 or any(ch not in "0123456789abcdef" for ch in m))
-    if bad:
-        raise F2Error(f"--controller {bad[0]!r} is not a MAC: 12 hex digits, e.g. aabbccddee01")
+    try:
+        macs = frozenset(parse_mac(c) for c in controllers)
+    except ValueError as exc:
+        raise F2Error(f"--controller {exc}") from None
     return ReplayFilter(begin, finish, frozenset(reasons), macs)
 
 

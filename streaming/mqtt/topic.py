@@ -49,6 +49,15 @@ _EXPECTED_COMPONENT = (
 _MAX_SHOWN = 60
 
 
+def parse_mac(text: str) -> str:
+    """A controller's MAC as topics and the registry write it (12 lowercase hex digits) from what an operator
+    types: colons and upper case are forgiven; anything else is a ValueError saying what is expected."""
+    mac = text.strip().lower().replace(":", "")
+    if not _MAC_RE.fullmatch(mac):
+        raise ValueError(f"{text!r} is not a MAC: 12 hex digits, e.g. aabbccddee01")
+    return mac
+
+
 @dataclass(frozen=True, slots=True)
 class MqttTopic:
     kind: str  # "tele" or "stat"
