@@ -231,10 +231,14 @@ class Processor:
             self._resume_abort()
         producer.begin_transaction()
         try:
-            self._produce_decoded(outputs.readings, offsets, records)
+            # The batch's trace header goes on its first reading, or on its first event when it has none.
+            if outputs.readings:
+                self._produce_traced(topics.DECODED, outputs.readings, offsets, records)
+                self._produce_all(topics.EVENTS, outputs.events)
+            elif outputs.events:
+                self._produce_traced(topics.EVENTS, outputs.events, offsets, records)
             # The compacted topic keeps one value per key: the batch's last one is all it needs.
             self._produce_all(topics.LATEST, dict(outputs.readings).items())
-            self._produce_all(topics.EVENTS, outputs.events)
             for dead_key, dead_value, headers, _ in outputs.dead:
                 self._produce(topics.DEADLETTER, dead_key, dead_value, headers)
             # Both calls can hang past their timeouts in librdkafka: the watchdog turns that into a restart.
@@ -327,22 +331,21 @@ class Processor:
             gauge = self._last_seen_gauges[key] = CONTROLLER_LAST_SEEN.labels(DAEMON, mac)
         return gauge
 
-    def _produce_decoded(
-        self, readings: list[tuple[bytes, bytes]], offsets: list[TopicPartition], records: list[Message]
+    def _produce_traced(
+        self, topic: str, outputs: list[tuple[bytes, bytes]], offsets: list[TopicPartition], records: list[Message]
     ) -> None:
-        """The batch's readings to f2.decoded, the first with the batch's trace header: the raw offset ranges
-        the batch decoded and the registry and decoder versions (one header per transaction, never per record)."""
-        if not readings:
-            return
+        """The batch's readings to f2.decoded (or its events to f2.events), the first with the batch's trace
+        header: the raw offset ranges the batch decoded and the registry and decoder versions (one header per
+        transaction, never per record)."""
         positions = self._positions
         if any(tp.partition not in positions for tp in offsets):
             # A partition's first batch since its assignment: its lowest offset in the batch.
             for tp in first_offsets(records):
                 positions.setdefault(tp.partition, tp.offset)
         ranges = [(tp.partition, positions[tp.partition], tp.offset - 1) for tp in offsets]
-        key, value = readings[0]
-        self._produce(topics.DECODED, key, value, [(H_BATCH, batch_value(ranges, self.cache.version, DECODER_VERSION))])
-        self._produce_all(topics.DECODED, readings[1:])
+        key, value = outputs[0]
+        self._produce(topic, key, value, [(H_BATCH, batch_value(ranges, self.cache.version, DECODER_VERSION))])
+        self._produce_all(topic, outputs[1:])
 
     def _produce_all(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
         assert self.producer is not None
