@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from streaming.errors import DecodeError
-from streaming.mqtt.topic import MqttTopic, build_topic, is_reader, mac_from_topic, parse_topic
+from streaming.mqtt.topic import MqttTopic, build_topic, is_reader, mac_from_topic, parse_mac, parse_topic
 
 MAC = "aabbccddee01"
 
@@ -206,3 +206,19 @@ def test_build_topic_rejects_parts_outside_the_grammar(
 ) -> None:
     with pytest.raises(ValueError):
         build_topic(kind, mac, mode, connector, component)
+
+
+@pytest.mark.parametrize(
+    ("typed", "mac"),
+    [("aabbccddee01", "aabbccddee01"), ("AA:BB:CC:DD:EE:01", "aabbccddee01"), (" 0a1B2c3D4e5F\n", "0a1b2c3d4e5f")],
+)
+def test_a_mac_as_typed_becomes_the_topics_form(typed: str, mac: str) -> None:
+    assert parse_mac(typed) == mac
+
+
+@pytest.mark.parametrize(
+    "typed", ["aabbccddee0", "aabbccddee011", "aabbccddee0g", "aa-bb-cc-dd-ee-01", "", "\u0660" * 12]
+)
+def test_what_is_not_a_mac_is_refused_saying_what_is_expected(typed: str) -> None:
+    with pytest.raises(ValueError, match="is not a MAC: 12 hex digits"):
+        parse_mac(typed)
