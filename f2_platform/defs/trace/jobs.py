@@ -1,5 +1,5 @@
-"""`trace_reading_job`: where a stored reading came from, as run metadata (the same as `f2 trace`); and the
-retention of sink_batches."""
+"""`trace_reading_job` and `trace_event_job`: where a stored reading or event came from, as run metadata (the
+same as `f2 trace`); and the retention of sink_batches."""
 
 # No `from __future__ import annotations`: Dagster reads these functions' annotations at definition time.
 import dagster as dg
@@ -9,7 +9,8 @@ from f2_platform.defs.reprocessing.window import parse_instant
 from f2_platform.defs.resources import KafkaAdminResource, RegistryResource, TimescaleResource
 from f2_platform.environment import default_status
 from f2_platform.tracing.retention import DROP_SQL, KEEP
-from f2_platform.tracing.trace import trace_reading, wiring_of
+from f2_platform.tracing.trace import Trace, trace_event, trace_reading, wiring_of
+from streaming.mqtt.topic import parse_mac
 
 
 class TraceConfig(dg.Config):
@@ -34,6 +35,10 @@ def trace_reading_op(
     trace = trace_reading(
         kafka_admin.client_config(), timescale.resolved_dsn(), wiring, config.device_id, config.datapoint_id, at
     )
+    return _output(context, trace)
+
+
+def _output(context: dg.OpExecutionContext, trace: Trace) -> dg.Output[dict[str, object]]:
     raw = trace.raw or {}
     metadata: dict[str, dg.RawMetadataValue] = {
         "trace": dg.MetadataValue.md(f"```\n{trace.as_text()}\n```"),
@@ -55,6 +60,41 @@ def trace_reading_op(
 )
 def trace_reading_job() -> None:
     trace_reading_op()
+
+
+class EventTraceConfig(dg.Config):
+    controller: str = Field(description="The event's controller (MAC, 12 hex digits).")
+    component: str = Field(description="Its component: door-sensor-1, exit-button-2, reader-1, strike-1, ...")
+    connector: int | None = Field(default=None, description="Its connector (1..4), if the name is not enough.")
+    at: str = Field(description="Its time, RFC 3339 (the nearest stored event is traced).")
+
+
+@dg.op(name="trace_event", description="Traces a stored event back to its raw record (f2 trace --controller).")
+def trace_event_op(
+    context: dg.OpExecutionContext,
+    config: EventTraceConfig,
+    timescale: TimescaleResource,
+    kafka_admin: KafkaAdminResource,
+) -> dg.Output[dict[str, object]]:
+    try:
+        at = parse_instant(config.at, "at")
+        mac = parse_mac(config.controller)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from None
+    trace = trace_event(
+        kafka_admin.client_config(), timescale.resolved_dsn(), mac, config.component, at, config.connector
+    )
+    return _output(context, trace)
+
+
+@dg.job(
+    name="trace_event_job",
+    description="Where a stored event came from: MQTT topic, raw record, registry and decoder versions, hops.",
+    tags={"f2/concern": "trace"},
+    executor_def=dg.in_process_executor,
+)
+def trace_event_job() -> None:
+    trace_event_op()
 
 
 @dg.op(name="drop_old_sink_batches", description=f"Drops sink_batches chunks older than {KEEP.days} days.")
