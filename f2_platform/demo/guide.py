@@ -74,16 +74,27 @@ def history_lines(r: HistoryRecord, loaded_now: bool) -> list[str]:
         f"{r.events} events; decoded_data and device_events match the simulator's ledger exactly",
     ]
     m = r.materialized or {}
-    hourly, daily, report, recent = (m.get(k) or {} for k in ("hourly", "daily", "report", "recent"))
-    if hourly:
-        lines.append(f"  readings_hourly: {len(hourly['materialized'])} partitions materialized ({_checks(hourly)})")
-    if daily:
-        lines.append(f"  readings_daily: {', '.join(daily['materialized']) or 'none'} ({_checks(daily)})")
+    names = ("hourly", "daily", "events_hourly", "events_daily", "report", "recent")
+    hourly, daily, events_hourly, events_daily, report, recent = (m.get(k) or {} for k in names)
+    for asset, tally in (("readings_hourly", hourly), ("events_hourly", events_hourly)):
+        if tally:
+            lines.append(f"  {asset}: {len(tally['materialized'])} partitions materialized ({_checks(tally)})")
+    for asset, tally in (("readings_daily", daily), ("events_daily", events_daily)):
+        if tally:
+            lines.append(f"  {asset}: {', '.join(tally['materialized']) or 'none'} ({_checks(tally)})")
     for day, html in (m.get("reports") or {}).items():
         lines.append(f"  data_quality_report {day}: {html}")
     if recent:
         lines.append(f"  decoded_data: checks on the most recent readings ({_checks(recent)})")
-    failed = [key for tally in (hourly, daily, report, recent) for key in tally.get("failed", [])]
+    tallies = {
+        "readings_hourly": hourly,
+        "readings_daily": daily,
+        "events_hourly": events_hourly,
+        "events_daily": events_daily,
+        "data_quality_report": report,
+        "decoded_data": recent,
+    }
+    failed = [f"{asset} {key}" for asset, tally in tallies.items() for key in tally.get("failed", [])]
     if failed:
         lines.append(
             f"  runs that did not succeed (a blocking check failed, or an error; see Runs): {', '.join(failed)}"
@@ -106,6 +117,7 @@ def where_to_click(dagster_url: str, with_history: bool) -> list[str]:
             "  Catalog > readings_hourly > Partitions: the loaded hours, materialized",
             "  Catalog > readings_hourly > Checks: aggregate_integrity, plausible_values, completeness of each hour",
             "  Catalog > readings_daily > Checks: completeness, gaps, stuck sensors, silent devices of the day",
+            "  Catalog > events_hourly > Checks: events_valid, event_aggregates, door_held_open, reader_flood",
             "  Catalog > data_quality_report > Overview: the day's summary; report_html is the page to open",
             "  Catalog > readings_hourly > Overview > Metadata > Plots: rows and samples per partition",
             "  Runs: the history's runs (tag f2/trigger=demo-history)",

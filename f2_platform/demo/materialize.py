@@ -1,5 +1,5 @@
-"""The history's Dagster runs: the aggregate partitions of the loaded hours with their checks, the daily
-aggregate and the data-quality report of each complete day, and the checks on recent readings, executed with
+"""The history's Dagster runs: the reading and event aggregate partitions of the loaded hours with their checks,
+the daily aggregates and the data-quality report of each complete day, and the checks on recent readings, executed with
 the code location's own assets, checks, jobs and resources and recorded in the demo's instance (the one
 `f2 dagster dev` shows, $F2_STATE_DIR/dagster), so the UI shows the partitions, check results and reports.
 
@@ -49,6 +49,8 @@ class JobTally:
 class Materialized:
     hourly: JobTally = field(default_factory=JobTally)
     daily: JobTally = field(default_factory=JobTally)
+    events_hourly: JobTally = field(default_factory=JobTally)
+    events_daily: JobTally = field(default_factory=JobTally)
     report: JobTally = field(default_factory=JobTally)
     recent: JobTally = field(default_factory=JobTally)
     reports: dict[str, str] = field(default_factory=dict)  # day -> HTML file
@@ -65,6 +67,10 @@ def _definitions() -> Any:
         warnings.filterwarnings("ignore", category=category)
     from f2_platform.defs.aggregates.assets import readings_daily, readings_hourly
     from f2_platform.defs.aggregates.schedules import readings_daily_job, readings_hourly_job
+    from f2_platform.defs.events import external_assets as events
+    from f2_platform.defs.events.assets import events_daily, events_hourly
+    from f2_platform.defs.events.checks import DAILY_EVENT_CHECKS, HOURLY_EVENT_CHECKS
+    from f2_platform.defs.events.schedules import events_daily_job, events_hourly_job
     from f2_platform.defs.quality.aggregate_checks import DAILY_CHECKS, HOURLY_CHECKS
     from f2_platform.defs.quality.readings_checks import READINGS_CHECKS, recent_readings_checks_job
     from f2_platform.defs.quality.report_asset import data_quality_report, data_quality_report_job
@@ -77,12 +83,25 @@ def _definitions() -> Any:
             streaming.decoded_topic,
             streaming.deadletter_topic,
             streaming.decoded_data,
+            events.events_topic,
+            events.device_events,
+            events.component_states,
+            events.controller_presence,
             readings_hourly,
             readings_daily,
+            events_hourly,
+            events_daily,
             data_quality_report,
         ],
-        asset_checks=[*HOURLY_CHECKS, *DAILY_CHECKS, *READINGS_CHECKS],
-        jobs=[readings_hourly_job, readings_daily_job, data_quality_report_job, recent_readings_checks_job],
+        asset_checks=[*HOURLY_CHECKS, *DAILY_CHECKS, *READINGS_CHECKS, *HOURLY_EVENT_CHECKS, *DAILY_EVENT_CHECKS],
+        jobs=[
+            readings_hourly_job,
+            readings_daily_job,
+            events_hourly_job,
+            events_daily_job,
+            data_quality_report_job,
+            recent_readings_checks_job,
+        ],
         resources=resources(),
     )
 
@@ -115,12 +134,14 @@ def materialize_history(dagster_home: Path, partitions: HistoryPartitions, say: 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         if partitions.hourly:
             first, last = partitions.hourly[0], partitions.hourly[-1]
-            say(f"  readings_hourly: {len(partitions.hourly)} partitions, {first} to {last}")
+            say(f"  readings_hourly and events_hourly: {len(partitions.hourly)} partitions, {first} to {last}")
         for key in partitions.hourly:
             _run(defs, instance, "readings_hourly_job", done.hourly, key)
+            _run(defs, instance, "events_hourly_job", done.events_hourly, key)
         for day in partitions.daily:
-            say(f"  readings_daily and data_quality_report: {day}")
+            say(f"  readings_daily, events_daily and data_quality_report: {day}")
             _run(defs, instance, "readings_daily_job", done.daily, day)
+            _run(defs, instance, "events_daily_job", done.events_daily, day)
             result = _run(defs, instance, "data_quality_report_job", done.report, day)
             for event in result.get_asset_materialization_events():
                 html = event.step_materialization_data.materialization.metadata.get("report_html")

@@ -137,6 +137,8 @@ def test_the_demo_instance_holds_the_hours_checks_and_report(demo: Demo) -> None
         assert set(instance.get_materialized_partitions(dg.AssetKey("readings_hourly"))) == set(hours)
         assert set(instance.get_materialized_partitions(dg.AssetKey("readings_daily"))) == {day}
         assert set(instance.get_materialized_partitions(dg.AssetKey("data_quality_report"))) == {day}
+        assert set(instance.get_materialized_partitions(dg.AssetKey("events_hourly"))) == set(hours)
+        assert set(instance.get_materialized_partitions(dg.AssetKey("events_daily"))) == {day}
 
         def evaluations(asset: str, check: str) -> dict[str, dg.AssetCheckEvaluation]:
             history = instance.event_log_storage.get_asset_check_execution_history(
@@ -158,6 +160,14 @@ def test_the_demo_instance_holds_the_hours_checks_and_report(demo: Demo) -> None
         assert all(e.passed for e in evaluations("readings_hourly", "completeness").values())
         completeness = evaluations("readings_daily", "completeness")[day]
         assert not completeness.passed and completeness.severity is dg.AssetCheckSeverity.WARN
+        # The events are right too: their blocking checks pass on every hour and on the day.
+        assert {k: e.passed for k, e in evaluations("events_hourly", "events_valid").items()} == dict.fromkeys(
+            hours, True
+        )
+        assert {
+            k: e.passed for k, e in evaluations("events_hourly", "event_aggregates_consistent").items()
+        } == dict.fromkeys(hours, True)
+        assert evaluations("events_daily", "event_aggregates_consistent")[day].passed
         # The checks on the newest readings ran too.
         assert evaluations("decoded_data", "readings_valid")
 
@@ -182,6 +192,7 @@ def test_the_demo_instance_holds_the_hours_checks_and_report(demo: Demo) -> None
     }
     assert report["summary"]["low_completeness_hours"] == SENSORS * 21  # the 21 hours before the history
     assert f"data_quality_report {day}: {html}" in demo.output
+    assert "events_hourly: 3 partitions materialized" in demo.output and f"events_daily: {day}" in demo.output
 
 
 def test_printed_commands_work_in_a_fresh_shell(demo: Demo) -> None:
