@@ -117,7 +117,8 @@ def where_to_click(dagster_url: str, with_history: bool) -> list[str]:
             "  Catalog > readings_hourly > Partitions: the loaded hours, materialized",
             "  Catalog > readings_hourly > Checks: aggregate_integrity, plausible_values, completeness of each hour",
             "  Catalog > readings_daily > Checks: completeness, gaps, stuck sensors, silent devices of the day",
-            "  Catalog > events_hourly > Checks: events_valid, event_aggregates, door_held_open, reader_flood",
+            "  Catalog > events_hourly > Checks: events_valid, event_aggregates, door_held_open (warns: the sample"
+            " fleet's doors stand open for minutes), reader_flood",
             "  Catalog > data_quality_report > Overview: the day's summary; report_html is the page to open",
             "  Catalog > readings_hourly > Overview > Metadata > Plots: rows and samples per partition",
             "  Runs: the history's runs (tag f2/trigger=demo-history)",
