@@ -9,15 +9,40 @@ import click
 
 from f2_platform.errors import F2Error
 
+UNREACHABLE_HINT = (
+    "is the platform running (`f2 stack status`), and do the F2_* settings point at it (in a checkout: "
+    '`eval "$(f2 stack env)"`; see docs/contracts.md, settings)?'
+)
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """One line for a database or Kafka that cannot be reached, or None for any other error. Looked up in
+    sys.modules: a command that never imported the client cannot have raised its error, and `f2 stack status`
+    stays quick."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        return f"cannot reach the database: {' '.join(str(exc).split())}; {UNREACHABLE_HINT}"
+    kafka = sys.modules.get("confluent_kafka")
+    if kafka is not None and isinstance(exc, kafka.KafkaException):
+        return f"cannot reach Kafka: {exc}; {UNREACHABLE_HINT}"
+    return None
+
 
 class F2Group(click.Group):
-    """Turns the platform's own errors into one clear line and exit status 1, without a traceback."""
+    """Turns the platform's own errors, and a database or Kafka out of reach, into one clear line and exit
+    status 1, without a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except F2Error as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            line = unreachable(exc)
+            if line is None:
+                raise
+            click.secho(f"error: {line}", fg="red", err=True)
             sys.exit(1)
 
 

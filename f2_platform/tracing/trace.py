@@ -176,8 +176,8 @@ class EventTrace(Trace):
         if self.timestamp is None:
             lines.append(f"  no stored event near {self.asked_at}")
         else:
-            state = f" state {self.state}" if self.state is not None else ""
-            lines.append(f"  stored: {self.timestamp} kind {self.kind}{state}")
+            state = f", now {self.state}" if self.state is not None else ""
+            lines.append(f"  stored: {self.timestamp} {self.kind} event{state}")
         return "\n".join(lines + self.origin_lines())
 
 

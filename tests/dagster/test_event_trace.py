@@ -120,7 +120,7 @@ def test_an_event_is_traced_to_its_raw_record_and_transaction(
         (stack.layout.secrets_dir / "credential-secret").read_text().strip().encode(), token, hashlib.sha256
     ).hexdigest()
     assert f"event: controller {mac}, reader-1 at J1" in text.stdout
-    assert "kind access" in text.stdout and fingerprint in text.stdout
+    assert " access event\n" in text.stdout and fingerprint in text.stdout
     assert f"raw record: {topics.RAW} partition {scan_raw.partition()} offset {scan_raw.offset()}" in text.stdout
     assert f"registry version: {header_holding(headers, scan_raw).registry_version}" in text.stdout
     assert "the nearest one is traced" in text.stdout
