@@ -146,6 +146,22 @@ def daily_checks(page: Any, base: str) -> FloatRect | None:
     return None
 
 
+def event_checks(page: Any, base: str) -> FloatRect | None:
+    # An hour's event checks: events_valid and event_aggregates_consistent pass, door_held_open warns (the
+    # sample fleet's doors stand open for minutes) and names the doors.
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base}/assets/events_hourly?view=checks", wait_until="domcontentloaded")
+    _text(page, "door_held_open")
+    page.get_by_text("door_held_open", exact=True).first.click()
+    _text(page, "Latest execution")
+    # The latest execution is the current hour's, not evaluated yet: the history's hours are in the executions.
+    page.get_by_text("Execution history", exact=True).first.click()
+    _text(page, "Evaluation result")
+    _text(page, "failure(s) in", exact=False)
+    _no_spinner(page)
+    return None
+
+
 def hourly_plots(page: Any, base: str) -> FloatRect | None:
     _metadata_plots(page, base, "readings_hourly", "samples")
     return None
@@ -176,6 +192,7 @@ SHOTS = (
     Shot("dagster-asset-graph", "the asset lineage: topics, readings, aggregates, reports", asset_graph),
     Shot("dagster-hourly-partitions", "readings_hourly's partitions, the loaded hours materialized", hourly_partitions),
     Shot("dagster-daily-checks", "readings_daily's checks: passed and warned, with their metadata", daily_checks),
+    Shot("dagster-event-checks", "events_hourly's checks: passed, and door_held_open warned", event_checks),
     Shot("dagster-hourly-plots", "readings_hourly's metadata plotted over its materializations", hourly_plots),
     Shot("dagster-report-asset", "the data-quality report asset with its summary", report_asset),
     Shot("dagster-table-observations", "decoded_data's observations: freshness, rows, size", table_observations),
