@@ -76,11 +76,30 @@ def test_an_event_is_traced_to_its_raw_record_and_transaction(
         return int(row[0]) if row else 0
 
     wait_for(lambda: stored() == 3, 60, what="the door's two events and the scan")
-    raws = [m for m in raw_tail.poll(1) if m.key() == mac.encode()]
+
+    def ours(tail: Tail) -> list[Message]:
+        return [m for m in tail.poll(0.5) if m.key() == mac.encode()]
+
+    wait_for(lambda: len(ours(raw_tail)) >= 2 and len(ours(events_tail)) >= 3, 30, what="the records in Kafka")
+    raws = ours(raw_tail)
     (door_raw,) = [m for m in raws if headers_of(m)[topics.H_MQTT_TOPIC] == door_topic]
     (scan_raw,) = [m for m in raws if headers_of(m)[topics.H_MQTT_TOPIC] == reader_topic]
     assert door_raw.value() == door, "the bridge forwards a status payload as published"
-    headers = decoded_tail.poll(1) + events_tail.poll(1)
+
+    def transaction_headers() -> list[Message]:
+        decoded_tail.poll(0.5)
+        events_tail.poll(0.5)
+        return [m for m in decoded_tail.records + events_tail.records if H_BATCH in headers_of(m)]
+
+    def held(raw: Message) -> bool:
+        return any(
+            parse_batch(headers_of(m)[H_BATCH]).holds(raw.partition() or 0, raw.offset() or 0)
+            for m in transaction_headers()
+        )
+
+    # A header is written with its transaction's first record: once the events are stored, it is in Kafka.
+    wait_for(lambda: held(door_raw) and held(scan_raw), 30, what="the transaction headers")
+    headers = transaction_headers()
     version_now = registry_version(migrated.registry_dsn)
 
     # The door's state change, by its component: the raw record, the transaction, the events record, the batch.
