@@ -254,7 +254,12 @@ def test_late_registration_is_replayed_once_and_traced(
         lambda: live <= stored_rows(migrated.timeseries_dsn, list(ids.values()), first), 60, what="the live readings"
     )
     topic, payload, position, _ = later[1]
-    carriers = [m for m in raw_tail.poll() if headers_of(m).get(topics.H_MQTT_TOPIC) == topic and m.value() == payload]
+
+    def carrying() -> list[Message]:
+        return [m for m in raw_tail.poll() if headers_of(m).get(topics.H_MQTT_TOPIC) == topic and m.value() == payload]
+
+    wait_for(lambda: bool(carrying()), 30, what="the frame's raw record")
+    carriers = carrying()
     assert len(carriers) == 1, "the test's frame is in f2.raw once"
     raw = carriers[0]
     stamp_us, device, datapoint, value = sorted(r for r in live if r[1] == ids[position])[1]
