@@ -226,6 +226,10 @@ class SinkSettings(BaseSettings):
     timeseries_dsn: str | None = None
     # How often the sink turns controllers silent past their silence_after_s to offline (controller_presence).
     presence_check_s: float = Field(default=5.0, gt=0.0)
+    # A synchronous offset commit still inside librdkafka this long is hung (seen after a broker restart: the
+    # group coordinator request stays queued for good): the worker exits and its supervisor starts a fresh one,
+    # which re-reads from the committed offsets and re-upserts what was stored (nothing lost, nothing doubled).
+    commit_hung_after_s: float = Field(default=60.0, gt=0.0)
 
 
 class PresenceSettings(BaseSettings):

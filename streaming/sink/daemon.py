@@ -43,6 +43,7 @@ from streaming.runtime.metrics import (
     WRITE_FAILURES,
 )
 from streaming.runtime.runloop import STOP
+from streaming.runtime.supervisor import Watchdog
 from streaming.settings import ConnectionSettings, SinkSettings
 from streaming.sink.event_rows import EventRow, parse_event
 from streaming.sink.rows import NATIVE, RecordError, Row, copy_text, native_copy_binary, parse_record
@@ -128,6 +129,7 @@ class Sink:
     def __init__(self, conn: ConnectionSettings, settings: SinkSettings) -> None:
         self.conn = conn
         self.settings = settings
+        self.watchdog = Watchdog()
         self.consumer: Consumer | None = None
         self.dead_producer: Producer | None = None
         self.db: psycopg.Connection | None = None  # the writer thread's alone once it runs
@@ -322,7 +324,9 @@ class Sink:
     def _commit(self, offsets: list[TopicPartition]) -> None:
         assert self.consumer is not None
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            # librdkafka can block here for good after a broker restart: the watchdog turns that into a restart.
+            with self.watchdog.guard("offset commit", self.settings.commit_hung_after_s):
+                self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # Typically a rebalance took the partitions: the rows are stored, so redelivery only re-upserts.
             ERRORS.labels(DAEMON, "commit").inc()
