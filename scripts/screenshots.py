@@ -134,13 +134,18 @@ def hourly_partitions(page: Any, base: str) -> FloatRect | None:
     return None
 
 
+def _open_check(page: Any, base: str, asset: str, check: str) -> None:
+    """An asset's Checks tab with one check selected, once its latest execution shows."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base}/assets/{asset}?view=checks", wait_until="domcontentloaded")
+    _text(page, check)
+    page.get_by_text(check, exact=True).first.click()
+    _text(page, "Latest execution")
+
+
 def daily_checks(page: Any, base: str) -> FloatRect | None:
     # The day's checks: the blocking ones pass, completeness warns (the history covers part of the day).
-    page.set_viewport_size(VIEWPORT)
-    page.goto(f"{base}/assets/readings_daily?view=checks", wait_until="domcontentloaded")
-    _text(page, "completeness")
-    page.get_by_text("completeness", exact=True).first.click()
-    _text(page, "Latest execution")
+    _open_check(page, base, "readings_daily", "completeness")
     _text(page, "failure_count")
     _no_spinner(page)
     return None
@@ -149,11 +154,7 @@ def daily_checks(page: Any, base: str) -> FloatRect | None:
 def event_checks(page: Any, base: str) -> FloatRect | None:
     # An hour's event checks: events_valid and event_aggregates_consistent pass, door_held_open warns (the
     # sample fleet's doors stand open for minutes) and names the doors.
-    page.set_viewport_size(VIEWPORT)
-    page.goto(f"{base}/assets/events_hourly?view=checks", wait_until="domcontentloaded")
-    _text(page, "door_held_open")
-    page.get_by_text("door_held_open", exact=True).first.click()
-    _text(page, "Latest execution")
+    _open_check(page, base, "events_hourly", "door_held_open")
     # The latest execution is the current hour's, not evaluated yet: the history's hours are in the executions.
     page.get_by_text("Execution history", exact=True).first.click()
     _text(page, "Evaluation result")
